@@ -1,0 +1,91 @@
+"""A persistent embedding cache keyed by model and text hash.
+
+Repeated queries, re-chunked files whose chunks did not change, and the eval's re-runs never pay for
+an embedding twice. Vectors are stored as float32 bytes in SQLite next to the store; the cache is
+only an optimisation, so a failing cache read or write falls back to the provider.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS embedding_cache (
+    namespace TEXT NOT NULL,
+    key BLOB NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID
+"""
+
+
+def _key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+class CachedEmbeddings(Embeddings):
+    """Wraps another `Embeddings`; only texts never seen before reach it."""
+
+    def __init__(self, inner: Embeddings, db_path: Path, namespace: str) -> None:
+        self.inner = inner
+        self.namespace = namespace
+        self._lock = threading.Lock()
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(db_path, check_same_thread=False, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        keys = [_key(t) for t in texts]
+        found = self._lookup(keys)
+        unique: dict[bytes, int] = {}
+        for i, k in enumerate(keys):
+            if k not in found:
+                unique.setdefault(k, i)
+        if unique:
+            todo = list(unique.values())
+            vectors = self.inner.embed_documents([texts[i] for i in todo])
+            fresh = {keys[i]: np.asarray(v, dtype=np.float32) for i, v in zip(todo, vectors, strict=True)}
+            self._store(fresh)
+            found.update(fresh)
+        return [found[k].tolist() for k in keys]
+
+    def embed_query(self, text: str) -> list[float]:
+        key = _key(text)
+        found = self._lookup([key])
+        if key in found:
+            return found[key].tolist()
+        vector = np.asarray(self.inner.embed_query(text), dtype=np.float32)
+        self._store({key: vector})
+        return vector.tolist()
+
+    def _lookup(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
+        found: dict[bytes, np.ndarray] = {}
+        unique = list(dict.fromkeys(keys))
+        try:
+            with self._lock:
+                for start in range(0, len(unique), 500):
+                    part = unique[start : start + 500]
+                    marks = ",".join("?" * len(part))
+                    rows = self._db.execute(
+                        f"SELECT key, vector FROM embedding_cache WHERE namespace=? AND key IN ({marks})",
+                        [self.namespace, *part],
+                    ).fetchall()
+                    found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
+        except sqlite3.Error:
+            return {}
+        return found
+
+    def _store(self, vectors: dict[bytes, np.ndarray]) -> None:
+        rows = [(self.namespace, k, v.tobytes()) for k, v in vectors.items()]
+        try:
+            with self._lock:
+                self._db.executemany("INSERT OR REPLACE INTO embedding_cache VALUES (?, ?, ?)", rows)
+        except sqlite3.Error:
+            pass

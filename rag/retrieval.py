@@ -1,0 +1,182 @@
+"""Search a collection: top-k with cosine similarity, optional MMR, threshold and source filter.
+
+Queries go straight to the Chroma collection (one round trip that also returns the stored
+vectors), because the UI shows every hit's vector and the distance Chroma returned. Every hit
+carries its cosine similarity to the query whatever the mode, so scores mean the same thing
+everywhere. Keyword and hybrid ranking live in `rag.hybrid`; answering lives in `rag.answer`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+
+from rag import store
+from rag.config import RetrievalModeName, Settings
+from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
+from rag.errors import EmptyStoreError
+
+
+@dataclass
+class Hit:
+    """One retrieved chunk with everything the UI explains about it."""
+
+    id: str
+    rank: int
+    text: str
+    metadata: dict[str, Any]
+    score: float
+    """Cosine similarity between the query and this chunk's vector (1 - Chroma's distance)."""
+    vector: list[float] | None = None
+    distance: float | None = None
+    """The raw cosine distance Chroma returned, when the hit came from the vector index."""
+    bm25_score: float | None = None
+    vector_rank: int | None = None
+    bm25_rank: int | None = None
+    fused_score: float | None = None
+
+    @property
+    def source(self) -> str:
+        return str(self.metadata.get("source", "?"))
+
+    @property
+    def page(self) -> int | None:
+        page = self.metadata.get("page")
+        return int(page) if page is not None else None
+
+    def as_dict(self, *, with_vector: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rank": self.rank, "source": self.source, "page": self.page,
+            "score": round(self.score, 6), "text": self.text,
+        }
+        if self.bm25_score is not None:
+            out["bm25_score"] = round(self.bm25_score, 6)
+        if self.fused_score is not None:
+            out["fused_score"] = round(self.fused_score, 6)
+        if with_vector and self.vector is not None:
+            out["vector"] = self.vector
+        return out
+
+    def to_document(self) -> Document:
+        return Document(
+            id=self.id, page_content=self.text,
+            metadata={**self.metadata, "score": self.score, "rank": self.rank},
+        )
+
+
+@dataclass
+class SearchResult:
+    query: str
+    query_vector: list[float]
+    hits: list[Hit]
+    mode: str
+    embedding: EmbeddingInfo
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Searcher:
+    """Search over one embedding model's collection; cheap to keep for the life of a process."""
+
+    def __init__(self, settings: Settings, info: EmbeddingInfo | None = None) -> None:
+        self.settings = settings
+        self.info = info or resolve(settings)
+        self.embeddings = get_embeddings(settings, self.info)
+        self.collection = store.collection(settings, self.info)
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        mode: RetrievalModeName | None = None,
+        mmr: bool = False,
+        threshold: float | None = None,
+        sources: list[str] | None = None,
+    ) -> SearchResult:
+        """The best `k` chunks for `query`, best first, with similarity scores and vectors."""
+        k = k or self.settings.top_k
+        mode = mode or self.settings.retrieval_mode
+        if self.collection.count() == 0:
+            raise EmptyStoreError(
+                f"The collection {self.info.collection_name} is empty: run `rag ingest PATH` "
+                "(or upload files in the app) first."
+            )
+        started = time.perf_counter()
+        query_vector = self.embeddings.embed_query(query)
+        embedded = time.perf_counter()
+        where = {"source": {"$in": sources}} if sources else None
+        if mode == "vector":
+            hits = self.vector_hits(query_vector, k * 4 if mmr else k, where)
+        else:
+            from rag.hybrid import hybrid_hits
+
+            hits = hybrid_hits(self, query, query_vector, k * 4 if mmr else k, mode, where)
+        if mmr:
+            hits = _mmr(query_vector, hits, k)
+        if threshold is not None:
+            hits = [h for h in hits if h.score >= threshold]
+        for rank, hit in enumerate(hits[:k], start=1):
+            hit.rank = rank
+        timings = {
+            "embed_ms": (embedded - started) * 1000,
+            "search_ms": (time.perf_counter() - embedded) * 1000,
+        }
+        return SearchResult(query, query_vector, hits[:k], mode, self.info, timings)
+
+    def vector_hits(
+        self, query_vector: list[float], n: int, where: dict[str, Any] | None = None
+    ) -> list[Hit]:
+        """Nearest chunks by cosine distance, straight from Chroma's HNSW index."""
+        result = self.collection.query(
+            query_embeddings=[query_vector],
+            n_results=n,
+            where=where,
+            include=["documents", "metadatas", "distances", "embeddings"],
+        )
+        hits = []
+        for rank, (id_, text, meta, dist, vec) in enumerate(
+            zip(result["ids"][0], result["documents"][0], result["metadatas"][0],
+                result["distances"][0], result["embeddings"][0], strict=True),
+            start=1,
+        ):
+            hits.append(Hit(id=id_, rank=rank, text=text or "", metadata=dict(meta or {}),
+                            score=1.0 - float(dist), vector=np.asarray(vec).tolist(),
+                            distance=float(dist), vector_rank=rank))
+        return hits
+
+    def as_langchain_retriever(self, **search_kwargs: Any) -> BaseRetriever:
+        return _SearcherRetriever(searcher=self, search_kwargs=search_kwargs)
+
+
+def _mmr(query_vector: list[float], hits: list[Hit], k: int) -> list[Hit]:
+    """Maximal marginal relevance over the candidates: relevant but not repetitive."""
+    from langchain_core.vectorstores.utils import maximal_marginal_relevance
+
+    with_vectors = [h for h in hits if h.vector is not None]
+    if len(with_vectors) <= k:
+        return with_vectors
+    order = maximal_marginal_relevance(
+        np.asarray(query_vector), [h.vector for h in with_vectors], lambda_mult=0.5, k=k
+    )
+    return [with_vectors[i] for i in order]
+
+
+class _SearcherRetriever(BaseRetriever):
+    """The searcher as a LangChain retriever, so it composes into chains."""
+
+    searcher: Any
+    search_kwargs: dict[str, Any] = {}
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [h.to_document() for h in self.searcher.search(query, **self.search_kwargs).hits]

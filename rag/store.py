@@ -1,0 +1,160 @@
+"""The Chroma store: an embedded PersistentClient by default, a Chroma server when configured.
+
+One collection per embedding model and size (its name says which), in cosine space, with its
+model recorded in the collection's metadata and checked on every open, so 512-dim vectors never
+land beside 1,536-dim ones. Indexing and search logic live in `rag.indexing` and `rag.retrieval`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.config import Settings
+from rag.embeddings import EmbeddingInfo
+from rag.errors import DimensionMismatchError, StoreError
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+    from langchain_chroma import Chroma
+    from langchain_core.embeddings import Embeddings
+
+PREFIX = "rag_"
+
+
+def client(settings: Settings) -> ClientAPI:
+    """The Chroma client for these settings (shared per process)."""
+    if settings.chroma_host:
+        return _http_client(settings.chroma_host, settings.chroma_port)
+    return _persistent_client(settings.chroma_dir.absolute())
+
+
+@lru_cache(maxsize=8)
+def _persistent_client(path: Path) -> ClientAPI:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    logging.getLogger("chromadb").setLevel(logging.ERROR)
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        return chromadb.PersistentClient(
+            path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+        )
+    except Exception as exc:
+        raise StoreError(f"Cannot open the Chroma store at {path}: {exc}") from None
+
+
+@lru_cache(maxsize=8)
+def _http_client(host: str, port: int) -> ClientAPI:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    logging.getLogger("chromadb").setLevel(logging.ERROR)
+    try:
+        remote = chromadb.HttpClient(
+            host=host, port=port, settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+        )
+        remote.heartbeat()
+    except Exception:
+        raise StoreError(
+            f"Cannot reach the Chroma server at {host}:{port}. Start it (`chroma run --path DIR "
+            f"--host {host} --port {port}`) or unset CHROMA_HOST to use the embedded store."
+        ) from None
+    return remote
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests point the data dir somewhere new)."""
+    _persistent_client.cache_clear()
+    _http_client.cache_clear()
+
+
+def collection(settings: Settings, info: EmbeddingInfo, *, create: bool = True) -> Collection:
+    """The collection for this embedding model, created in cosine space if `create`."""
+    chroma = client(settings)
+    name = info.collection_name
+    try:
+        if create:
+            coll = chroma.get_or_create_collection(
+                name,
+                metadata={**info.as_dict(), "created_by": "rag"},
+                configuration={
+                    "hnsw": {
+                        "space": "cosine",
+                        "ef_search": settings.hnsw_ef_search,
+                        "ef_construction": settings.hnsw_ef_construction,
+                        "max_neighbors": settings.hnsw_m,
+                    }
+                },
+            )
+        else:
+            coll = chroma.get_collection(name)
+    except StoreError:
+        raise
+    except Exception as exc:
+        if not create and "does not exist" in str(exc).lower():
+            raise StoreError(f"Nothing ingested with {info.model} yet: run `rag ingest PATH`.") from None
+        raise StoreError(f"Chroma failed to open collection {name}: {exc}") from None
+    check_dims(coll.metadata or {}, info)
+    return coll
+
+
+def check_dims(metadata: dict[str, Any], info: EmbeddingInfo) -> None:
+    stored = metadata.get("dims")
+    if stored is not None and (int(stored) != info.dims or metadata.get("model") != info.model):
+        raise DimensionMismatchError(
+            f"Collection {info.collection_name} holds {stored}-dim vectors of "
+            f"{metadata.get('model')}, not {info.dims}-dim vectors of {info.model}. "
+            "Refusing to mix vector spaces: run `rag reset --yes` or use the matching model."
+        )
+
+
+def vector_store(settings: Settings, info: EmbeddingInfo, embeddings: Embeddings) -> Chroma:
+    """LangChain's `Chroma` over our collection, for `index()` and chain composition."""
+    from langchain_chroma import Chroma
+
+    coll = collection(settings, info)
+    return Chroma(
+        client=client(settings),
+        collection_name=coll.name,
+        embedding_function=embeddings,
+        create_collection_if_not_exists=False,
+    )
+
+
+@dataclass(frozen=True)
+class CollectionStats:
+    name: str
+    provider: str | None
+    model: str | None
+    dims: int | None
+    count: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "provider": self.provider, "model": self.model,
+                "dims": self.dims, "count": self.count}
+
+
+def list_collections(settings: Settings) -> list[CollectionStats]:
+    """Every collection this tool made, with its model and size."""
+    chroma = client(settings)
+    stats = []
+    for name in sorted(c if isinstance(c, str) else c.name for c in chroma.list_collections()):
+        if not name.startswith(PREFIX):
+            continue
+        coll = chroma.get_collection(name)
+        meta = coll.metadata or {}
+        dims = meta.get("dims")
+        stats.append(CollectionStats(name, meta.get("provider"), meta.get("model"),
+                                     int(dims) if dims is not None else None, coll.count()))
+    return stats
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    if settings.chroma_host:
+        return {"mode": "server", "host": settings.chroma_host, "port": settings.chroma_port}
+    return {"mode": "embedded", "path": str(settings.chroma_dir.absolute())}

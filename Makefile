@@ -21,6 +21,9 @@ test: $(VENV)/.installed
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not browser"
 
+screenshots: $(VENV)/.installed
+	RAG_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -m browser -q
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check rag app.py tests bench
 

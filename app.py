@@ -1,0 +1,46 @@
+"""RAG Lens, the Streamlit app: wiring only. Run with `make run` (or `streamlit run app.py`).
+
+Pages: the chat (sidebar controls, streamed answers, sources with scores, the embedding debug panel)
+and the Explorer (the corpus map). Everything else lives in `rag/` and `rag/ui/`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import streamlit as st
+
+from rag.ui import state
+from rag.ui.chat import render_chat, user_errors
+from rag.ui.explorer import render_explorer
+from rag.ui.sidebar import ensure_corpus, render_sidebar
+
+BUNDLED_CORPUS = Path(__file__).resolve().parent / "docs_corpus"
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _prepare() -> None:
+    settings = state.settings()
+    ensure_corpus(settings, settings.corpus_dir or BUNDLED_CORPUS)
+
+
+def chat_page() -> None:
+    with user_errors():
+        _prepare()
+        settings = state.settings()
+        render_chat(settings, render_sidebar(settings))
+
+
+def explorer_page() -> None:
+    with user_errors():
+        _prepare()
+        render_explorer()
+
+
+st.set_page_config(page_title="RAG Lens", page_icon="🔎", layout="wide")
+st.navigation([
+    st.Page(chat_page, title="チャット / Chat", icon="💬", url_path="chat", default=True),
+    st.Page(explorer_page, title="エクスプローラー / Explorer", icon="🗺️", url_path="explorer"),
+]).run()

@@ -1,0 +1,1 @@
+"""The Streamlit user interface: sidebar, chat, sources; `app.py` only wires these together."""

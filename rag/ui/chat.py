@@ -1,0 +1,154 @@
+"""The chat: history per browser session, streamed answers, sources and the debug panel.
+
+Each assistant turn keeps its `Answer`, so sources, scores and the debug panel can be redrawn on
+every rerun without searching again. Errors never reach the user as a traceback: domain errors are
+shown as they are (their messages say what to fix), anything else as a short note, logged in full.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import streamlit as st
+
+from rag.answer import EXTRACTIVE_LABEL, Answer
+from rag.config import Settings
+from rag.errors import RagError
+from rag.ui import state
+from rag.ui.debug_panel import render_debug_panel
+from rag.ui.i18n import both, lang_of, t
+from rag.ui.sidebar import Controls
+from rag.ui.sources import render_sources
+
+log = logging.getLogger(__name__)
+
+HISTORY_TURNS = 6
+"""Messages of history sent to the LLM to rewrite a follow-up question."""
+DEBUG_LABEL = "🔍 埋め込みを見る / Show me the embedding"
+
+
+
+@contextmanager
+def user_errors(lang: str = "en") -> Iterator[None]:
+    """Show failures as `st.error` messages, never as a traceback."""
+    try:
+        yield
+    except RagError as exc:
+        st.error(str(exc))
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            st.error("Invalid settings / 設定が不正です: " + "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()))
+            return
+        log.exception("unexpected error in the app")
+        st.error(t("unexpected", lang, kind=type(exc).__name__))
+
+
+def messages() -> list[dict[str, Any]]:
+    return st.session_state.setdefault("messages", [])
+
+
+def render_chat(settings: Settings, controls: Controls) -> None:
+    history = messages()
+    if not history:
+        _render_welcome(settings)
+    for i, msg in enumerate(history):
+        with st.chat_message(msg["role"]):
+            if msg["role"] == "user":
+                st.markdown(msg["content"])
+            else:
+                _render_assistant(msg, i, latest=i == len(history) - 1)
+    question = st.chat_input("質問をどうぞ（日本語 / English）", key="question")
+    if question and question.strip():
+        _ask(settings, controls, question.strip())
+
+
+def _render_welcome(settings: Settings) -> None:
+    if state.get_searcher(settings).count() == 0:
+        st.info(
+            "まだ文書がありません。サイドバーからファイルを追加するか、`rag ingest PATH` を実行してください。\n\n"
+            "No documents yet: add files in the sidebar, or run `rag ingest PATH`, then ask here."
+        )
+    else:
+        st.caption(both("文書について日本語か英語で質問してください", "Ask about your documents in Japanese or English"))
+
+
+def _render_assistant(msg: dict[str, Any], index: int, *, latest: bool) -> None:
+    answer: Answer | None = msg.get("answer")
+    if msg.get("error"):
+        st.error(msg["error"])
+        return
+    if answer is None:
+        st.markdown(msg["content"])
+        return
+    _render_caption(answer)
+    st.markdown(answer.text)
+    _render_extras(answer, index, latest=latest)
+
+
+def _render_caption(answer: Answer) -> None:
+    lang = answer.lang
+    if answer.mode == "extractive":
+        st.caption(EXTRACTIVE_LABEL[lang])
+    else:
+        st.caption(f"{t('llm_answer', lang)}: `{answer.llm}`")
+        if answer.standalone_question != answer.question:
+            st.caption(f"{t('rewritten', lang)}: {answer.standalone_question}")
+
+
+def _render_extras(answer: Answer, index: int, *, latest: bool) -> None:
+    render_sources(answer, expanded=latest)
+    with st.expander(DEBUG_LABEL, expanded=False):
+        with user_errors(answer.lang):
+            render_debug_panel(answer, key=f"debug_{index}")
+
+
+def _ask(settings: Settings, controls: Controls, question: str) -> None:
+    history = messages()
+    lang = lang_of(question)
+    previous = [
+        {"role": m["role"], "content": m["content"]}
+        for m in history if m.get("content") and not m.get("error")
+    ][-HISTORY_TURNS:]
+    history.append({"role": "user", "content": question})
+    with st.chat_message("user"):
+        st.markdown(question)
+    with st.chat_message("assistant"):
+        final: list[Answer] = []
+        failed: list[str] = []
+        with user_errors(lang):
+            try:
+                answerer = state.get_answerer(settings)
+                if answerer.info.mode == "extractive":
+                    st.caption(EXTRACTIVE_LABEL[lang])
+                else:
+                    st.caption(f"{t('llm_answer', lang)}: `{answerer.info.model}`")
+
+                def pieces() -> Iterator[str]:
+                    for item in answerer.stream(
+                        question, history=previous, k=controls.k, mode=controls.mode,
+                        mmr=controls.mmr, threshold=controls.threshold, sources=controls.sources,
+                    ):
+                        if isinstance(item, Answer):
+                            final.append(item)
+                        else:
+                            yield item
+
+                with st.spinner(t("thinking", lang)):
+                    st.write_stream(pieces())
+            except Exception as exc:
+                failed.append(str(exc) if isinstance(exc, RagError) else t("unexpected", lang, kind=type(exc).__name__))
+                raise
+        if failed or not final:
+            history.append({"role": "assistant", "content": "", "error": failed[0] if failed else "?"})
+            return
+        answer = final[0]
+        history.append({"role": "assistant", "content": answer.text, "answer": answer})
+        if answer.standalone_question != answer.question:
+            st.caption(f"{t('rewritten', lang)}: {answer.standalone_question}")
+        _render_extras(answer, len(history) - 1, latest=True)

@@ -1,0 +1,41 @@
+"""UI strings in Japanese and English; messages follow the language of the user's question.
+
+Sidebar labels are bilingual (they are read before any question is asked); messages about a
+particular question use that question's language (`lang_of`). No Streamlit import here.
+"""
+
+from __future__ import annotations
+
+from rag.answer import lang_of
+
+__all__ = ["lang_of", "t", "both"]
+
+_STRINGS: dict[str, dict[str, str]] = {
+    "sources": {"ja": "出典", "en": "Sources"},
+    "cited": {"ja": "引用", "en": "cited"},
+    "score": {"ja": "類似度", "en": "similarity"},
+    "vector": {"ja": "ベクトル", "en": "vector"},
+    "page": {"ja": "ページ", "en": "page"},
+    "debug": {"ja": "🔍 埋め込みを見る", "en": "🔍 Show me the embedding"},
+    "thinking": {"ja": "検索中…", "en": "Searching…"},
+    "no_hits": {
+        "ja": "しきい値を超える出典がありません。しきい値を下げるか、出典の絞り込みを外してください。",
+        "en": "No source passed the score threshold: lower it or clear the source filter.",
+    },
+    "unexpected": {
+        "ja": "予期しないエラーが発生しました（{kind}）。詳細はサーバーのログにあります。",
+        "en": "Something unexpected went wrong ({kind}). Details are in the server log.",
+    },
+    "llm_answer": {"ja": "LLM の回答", "en": "LLM answer"},
+    "rewritten": {"ja": "検索に使った質問", "en": "Question used for retrieval"},
+}
+
+
+def t(key: str, lang: str = "en", **fmt: object) -> str:
+    text = _STRINGS[key]["ja" if lang == "ja" else "en"]
+    return text.format(**fmt) if fmt else text
+
+
+def both(ja: str, en: str) -> str:
+    """A bilingual label, Japanese first: `検索件数 k / Results`."""
+    return f"{ja} / {en}"

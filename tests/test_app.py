@@ -1,0 +1,122 @@
+"""The Streamlit app through `AppTest`: first start, asking, sources, notices and error paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rag.config import get_settings
+from rag.indexing import Ingestor
+from rag.ui.chat import DEBUG_LABEL
+from rag.uploads import ingest_uploads, sanitize_name, save_uploads
+from tests.conftest import REPO
+from tests.fake_openai import FakeOpenAI
+
+TIMEOUT = 120  # the first run loads the embedding model (about 4 s) and ingests
+
+
+def start(monkeypatch: pytest.MonkeyPatch, corpus_dir: Path) -> AppTest:
+    monkeypatch.setenv("RAG_CORPUS_DIR", str(corpus_dir))
+    get_settings.cache_clear()
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def all_text(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "error", "info", "warning", "success", "text")
+             for e in at.get(kind)]
+    parts += [e.value for e in at.sidebar.get("markdown")]
+    return "\n".join(str(p) for p in parts)
+
+
+def assistant(at: AppTest):
+    return [m for m in at.chat_message if m.name == "assistant"][-1]
+
+
+def test_first_start_ingests_then_answers_with_sources(
+    corpus: Path, local_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = start(monkeypatch, corpus)
+    assert "5 ファイル / files" in at.success[0].value  # the first-start ingest report
+    sidebar = "\n".join(m.value for m in at.sidebar.markdown)
+    assert "use-multilingual-v3" in sidebar and "chunks" in sidebar and " 0 chunks" not in sidebar
+    assert "No LLM configured" in at.sidebar.info[0].value  # the no-key notice
+    assert "OPENAI_API_KEY" in at.sidebar.info[0].value
+
+    at.chat_input[0].set_value("猫の名前は何ですか？").run()
+    assert not at.exception and not at.error
+    reply = assistant(at)
+    answer_md = reply.markdown[0].value
+    assert "[1]" in answer_md and "猫" in answer_md
+    assert any("抽出モード" in c.value for c in reply.caption)
+    shown = [m.value for m in reply.markdown]
+    assert any("ja/neko_sjis.txt" in v and "★ [1]" in v for v in shown)
+    bars = reply.get("progress")
+    assert bars and all(0 <= b.value <= 100 for b in bars)
+    assert any("512 dims" in c.value and "norm 1.0000" in c.value for c in reply.caption)
+    assert any("吾輩は猫である" in t.value for t in reply.text)
+
+    assert [e.label for e in reply.expander][-1] == DEBUG_LABEL
+
+    at.sidebar.radio(key="retrieval_mode").set_value("hybrid").run()
+    at.chat_input[0].set_value("What does Chroma return?").run()  # history survives reruns
+    assert not at.exception and not at.error
+    assert [m.name for m in at.chat_message] == ["user", "assistant", "user", "assistant"]
+    assert "cosine.md" in "\n".join(m.value for m in assistant(at).markdown)
+    assert assistant(at).get("progress")
+    assert at.session_state["messages"][-1]["answer"].search.mode == "hybrid"
+
+    at.sidebar.button(key="clear_chat").click().run()
+    assert list(at.chat_message) == []
+
+
+def test_empty_store_explains_how_to_ingest(
+    tmp_path: Path, local_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = start(monkeypatch, tmp_path / "no-such-corpus")
+    assert "rag ingest PATH" in at.info[0].value
+    at.chat_input[0].set_value("What is an embedding?").run()
+    assert not at.exception
+    assert "rag ingest" in at.error[0].value
+    assert "Traceback" not in all_text(at)
+
+
+def test_401_shows_a_message_not_a_traceback(
+    corpus: Path, openai_env: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Ingestor(get_settings()).ingest([corpus])
+    at = start(monkeypatch, corpus)
+    assert "gpt-4o-mini" in "\n".join(m.value for m in at.sidebar.markdown)
+    assert not at.sidebar.info  # no extractive notice when an LLM is configured
+    openai_env.fail_next(401, endpoint="chat")
+    at.chat_input[0].set_value("cosine distance?").run()
+    assert not at.exception
+    (error,) = at.error
+    assert "OPENAI_API_KEY" in error.value and "401" in error.value
+    text = all_text(at)
+    assert "Traceback" not in text and openai_env.api_key not in text
+
+    at.chat_input[0].set_value("What does Chroma return?").run()  # the next question works
+    assert "[1]" in assistant(at).markdown[0].value
+    assert any("gpt-4o-mini" in c.value for c in assistant(at).caption)
+
+
+def test_uploads_are_sanitised_checked_and_ingested(settings, local_model) -> None:
+    assert sanitize_name("../../etc/passwd.md") == "passwd.md"
+    assert sanitize_name("..\\..\\evil.TXT") == "evil.txt"
+    assert sanitize_name(".env") == "env"
+    assert sanitize_name("日本語 メモ.md") == "日本語_メモ.md"
+    saved, rejected = save_uploads(settings, [("x.exe", b"MZ"), ("big.txt", b"a" * (settings.max_file_bytes + 1))])
+    assert saved == [] and [r.name for r in rejected] == ["x.exe", "big.txt"]
+    assert "RAG_MAX_FILE_MB" in rejected[1].reason
+    report, rejected = ingest_uploads(
+        settings, [("../notes/猫.txt", "吾輩は猫である。名前はまだ無い。".encode()), ("a.csv", b"1,2")]
+    )
+    assert report is not None and report.files_read == 1 and report.added == 1
+    assert [r.name for r in rejected] == ["a.csv"]
+    uploaded = settings.data_dir / "uploads" / "猫.txt"
+    assert uploaded.is_file()
+    assert sorted(p.name for p in (settings.data_dir / "uploads").iterdir()) == ["猫.txt"]

@@ -9,7 +9,7 @@ PORT ?= 8501
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,umap]'
 	touch $@
 
 run: $(VENV)/.installed

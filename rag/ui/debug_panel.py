@@ -1,0 +1,406 @@
+"""The debug panel under each answer: seven tabs from the question's tokens to the next-token odds.
+
+Tokens, Vector, Similarity, Projection, Compare, Why this hit, Next token. The tabs are lazy (only
+the open one runs) and the panel is a fragment (switching tabs or changing a control reruns the
+panel, not the chat), so opening it costs one view at a time. Numbers come from `rag.inspect`,
+figures from `rag.plots`; this module only lays them out. The Compare view is shared with the
+Explorer page.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import streamlit as st
+
+from rag import inspect, plots
+from rag.errors import RagError
+from rag.ui import state
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+    from langchain_core.embeddings import Embeddings
+
+    from rag.answer import Answer
+    from rag.embeddings import EmbeddingInfo
+    from rag.retrieval import Hit
+
+log = logging.getLogger(__name__)
+
+FIRST_VALUES = 16
+COMPARE_DEFAULTS = ("我輩は猫である。", "拙者は猫でござる。")
+JA_NOTE = (
+    "日本語は英語より 1 トークンあたりの文字数が少なく（漢字 1 文字が 2〜3 トークンになることも）、"
+    "同じ内容でもトークン数＝料金と長さの上限を多く使います。 / Japanese packs fewer characters "
+    "into each token than English (one kanji can cost 2-3 byte-fragment tokens), so the same "
+    "content uses more of a model's token budget."
+)
+
+
+@dataclass
+class Context:
+    """What every view needs: the embedder and collection the answer was searched with."""
+
+    info: EmbeddingInfo
+    embeddings: Embeddings
+    collection: Collection
+    vectors: inspect.CollectionVectors
+
+
+def context_for(info: EmbeddingInfo | None = None) -> Context:
+    """The cached searcher's embedder and collection (or those of `info` if settings moved on)."""
+    settings = state.settings()
+    searcher = state.get_searcher(settings)
+    if info is None or info == searcher.info:
+        info, embeddings, coll = searcher.info, searcher.embeddings, searcher.collection
+    else:
+        from rag import store
+        from rag.embeddings import get_embeddings
+
+        embeddings = get_embeddings(settings, info)
+        coll = store.collection(settings, info, create=False)
+    vectors = inspect.load_vectors(coll, inspect.collection_key(settings, info, coll))
+    return Context(info, embeddings, coll, vectors)
+
+
+def render_debug_panel(answer: Answer, *, key: str) -> None:
+    """The seven views for one answer; call it inside an expander under the answer."""
+    _panel(answer, key)
+
+
+@st.fragment
+def _panel(answer: Answer, key: str) -> None:
+    try:
+        tabs = st.tabs([label for label, _ in VIEWS], key=f"{key}_tab", on_change="rerun")
+        for tab, (_, view) in zip(tabs, VIEWS, strict=True):
+            if tab.open:
+                with tab:
+                    view(answer, key)
+    except RagError as exc:  # the fragment reruns outside the chat's error handler
+        st.error(str(exc))
+    except Exception as exc:
+        log.exception("debug panel failed")
+        st.error(f"この表示でエラーが発生しました / this view failed ({type(exc).__name__}); "
+                 "details are in the server log.")
+
+
+# --- 1. tokens -------------------------------------------------------------------------------------
+
+_CHIP = ("display:inline-block;margin:2px;padding:2px 5px;border-radius:6px;"
+         "border:1px solid #ccc;background:#f6f8fa;text-align:center;vertical-align:top;"
+         "font-family:monospace;line-height:1.25")
+_SPLIT = ("display:inline-block;margin:2px;padding:2px 3px;border-radius:8px;"
+          "border:1px dashed #d62728;vertical-align:top;text-align:center")
+_ID = "display:block;font-size:0.7em;color:#888"
+
+
+def _show(text: str) -> str:
+    return html.escape(text).replace(" ", "␣").replace("\n", "↵") or "∅"
+
+
+def token_chips_html(text: str) -> str:
+    """cl100k chips with IDs; a character split into byte tokens is boxed with its fragments."""
+    parts = []
+    for group in inspect.token_groups(text):
+        chips = "".join(
+            f'<span style="{_CHIP}">{_show(t.text)}<span style="{_ID}">{t.id}</span></span>'
+            for t in group.tokens
+        )
+        if group.split:
+            parts.append(f'<span style="{_SPLIT}" title="{len(group.tokens)} tokens for '
+                         f'{html.escape(group.text)}"><b>{_show(group.text)}</b><br>{chips}</span>')
+        else:
+            parts.append(chips)
+    return f'<div style="line-height:2.4">{"".join(parts)}</div>'
+
+
+def pieces_html(pieces: list[str]) -> str:
+    return '<div style="line-height:2.2">' + "".join(
+        f'<span style="{_CHIP}">{_show(p)}</span>' for p in pieces) + "</div>"
+
+
+def render_tokens(text: str, info: EmbeddingInfo, *, note: bool = True) -> None:
+    stats = inspect.token_stats(text)
+    a, b, c = st.columns(3)
+    a.metric("トークン数 / tokens", stats.tokens)
+    b.metric("文字数 / characters", stats.chars)
+    c.metric("文字/トークン / chars per token", f"{stats.chars_per_token:.2f}")
+    st.markdown(token_chips_html(text), unsafe_allow_html=True)
+    if note:
+        st.caption("cl100k_base: OpenAI の埋め込みモデルが読むトークン / the encoding OpenAI's "
+                   "embedding models read. `<e7 8c>` = UTF-8 の断片 / byte fragments of one "
+                   "character (boxed in red).")
+        st.caption(JA_NOTE)
+    if info.provider == "local":
+        from rag.embeddings import LocalEmbeddings
+
+        pieces = LocalEmbeddings.pieces(text)
+        st.markdown(f"**{info.model}** のサブワード / its own sentencepiece pieces: {len(pieces)}")
+        st.markdown(pieces_html(pieces), unsafe_allow_html=True)
+
+
+def _view_tokens(answer: Answer, key: str) -> None:
+    text = answer.standalone_question
+    if text != answer.question:
+        st.caption(f"検索に使った質問 / question as embedded: {text}")
+    render_tokens(text, answer.search.embedding)
+
+
+# --- 2. vector -------------------------------------------------------------------------------------
+
+
+def _hit_vectors(answer: Answer, ctx: Context | None) -> list[tuple[Hit, np.ndarray]]:
+    out = []
+    for hit in answer.search.hits:
+        vec = inspect.hit_vector(hit, ctx.vectors if ctx else None)
+        if vec is not None:
+            out.append((hit, vec))
+    return out
+
+
+def _view_vector(answer: Answer, key: str) -> None:
+    ctx = context_for(answer.search.embedding)
+    query = np.asarray(answer.search.query_vector, dtype=np.float64)
+    summary = inspect.summarize(query)
+    cols = st.columns(5)
+    cols[0].metric("次元 / dims", summary.dims)
+    cols[1].metric("ノルム / norm", f"{summary.norm:.4f}")
+    cols[2].metric("min", f"{summary.minimum:+.4f}")
+    cols[3].metric("max", f"{summary.maximum:+.4f}")
+    cols[4].metric("mean", f"{summary.mean:+.4f}")
+    st.caption(f"{answer.search.embedding.provider} · {answer.search.embedding.model} — "
+               f"最初の {FIRST_VALUES} 値 / first {FIRST_VALUES} values of the query vector")
+    st.dataframe({"dim": list(range(FIRST_VALUES)),
+                  "value": [round(float(x), 6) for x in query[:FIRST_VALUES]]},
+                 hide_index=True, height=220, width=320)
+    pairs = _hit_vectors(answer, ctx)
+    rows = [("query", query)] + [(f"[{h.rank}] {h.source}", v) for h, v in pairs]
+    labelled = {label: v for label, v in rows}
+    a, b = st.columns(2)
+    a.download_button("CSV ⬇", lambda: inspect.vector_csv(labelled), file_name="vectors.csv",
+                      mime="text/csv", key=f"{key}_csv", on_click="ignore")
+    b.download_button("JSON ⬇", lambda: inspect.vector_json(labelled), file_name="vectors.json",
+                      mime="application/json", key=f"{key}_json", on_click="ignore")
+    st.plotly_chart(plots.heat_strips(rows, title="全次元 / every dimension (red +, blue −)"),
+                    key=f"{key}_heat")
+
+
+# --- 3. similarity ---------------------------------------------------------------------------------
+
+
+def _score_table(hits: list[Hit]) -> dict[str, list]:
+    table: dict[str, list] = {
+        "rank": [h.rank for h in hits], "source": [h.source for h in hits],
+        "cosine": [round(h.score, 4) for h in hits],
+        "distance": [None if h.distance is None else round(h.distance, 4) for h in hits],
+    }
+    for name in ("vector_rank", "bm25_rank", "bm25_score", "fused_score"):
+        values = [getattr(h, name) for h in hits]
+        if any(v is not None for v in values):
+            table[name] = [round(v, 4) if isinstance(v, float) else v for v in values]
+    return table
+
+
+def _view_similarity(answer: Answer, key: str) -> None:
+    hits = answer.search.hits
+    if not hits:
+        st.info("該当なし / no hits passed the threshold")
+        return
+    ctx = context_for(answer.search.embedding)
+    st.plotly_chart(plots.score_bars(hits), key=f"{key}_bars")
+    st.dataframe(_score_table(hits), hide_index=True)
+    sims = ctx.vectors.similarities(answer.search.query_vector)
+    st.plotly_chart(plots.similarity_histogram(sims, hits), key=f"{key}_hist")
+    best = hits[0].score
+    beaten = float((sims < best - 1e-6).mean()) if sims.size else 0.0
+    sample = f" (sample of {len(ctx.vectors)})" if ctx.vectors.sampled else ""
+    st.caption(
+        f"全 {ctx.vectors.total} チャンクとの類似度{sample} / similarity to all "
+        f"{ctx.vectors.total} chunks{sample}: median {np.median(sims):.3f}, max {sims.max():.3f}. "
+        f"1 位のスコア {best:.3f} は {beaten:.1%} のチャンクより上 / the top hit beats {beaten:.1%} "
+        f"of chunks. モード / mode: {answer.search.mode}"
+    )
+
+
+# --- 4. projection ---------------------------------------------------------------------------------
+
+
+def projection_controls(key: str) -> tuple[inspect.Method, int, bool]:
+    a, b, c = st.columns([3, 2, 2])
+    method = a.segmented_control("手法 / method", list(inspect.METHODS), default="pca",
+                                 key=f"{key}_method") or "pca"
+    dims = b.segmented_control("次元 / dims", [2, 3], default=2, key=f"{key}_dims") or 2
+    colour = c.toggle("出典で色分け / colour by source", value=True, key=f"{key}_colour")
+    return method, int(dims), colour
+
+
+def render_map(ctx: Context, *, key: str, method: inspect.Method, dims: int, colour: bool,
+               query: list[float] | None = None, query_text: str = "",
+               hits: list[Hit] | tuple = (), title: str = "") -> None:
+    if method == "umap" and not inspect.umap_available():
+        st.info(f"UMAP は追加パッケージが必要です / UMAP needs an optional package: "
+                f"`{inspect.UMAP_INSTALL}`. PCA を表示します / showing PCA.")
+        method = "pca"
+    slow = method != "pca"
+    wait = (" (初回は numba のコンパイルで 20 秒ほど / the first UMAP run in a process compiles, "
+            "about 20 s)" if method == "umap" else "")
+    with st.spinner(f"{method} を計算中… / fitting {method}…{wait}") if slow else nullcontext():
+        data = inspect.build_map(ctx.vectors, method=method, dims=dims, query=query,
+                                 query_text=query_text, hits=hits)
+    st.plotly_chart(plots.projection(data, title=title, colour_by_source=colour), key=f"{key}_map")
+    sampled = f", {len(data.points)} of {data.total} drawn" if len(data.points) < data.total else ""
+    st.caption(
+        f"{data.method.upper()} {data.dims}-D{sampled} · {data.seconds * 1000:.0f} ms"
+        f"{' (cached)' if data.cached else ''}" + (f" · {data.note}" if data.note else "")
+        + (" · t-SNE/UMAP: 距離やクラスタの大きさに意味はなく、近さだけが意味を持ちます / only "
+           "'who sits together' is meaningful" if data.method != "pca" else
+           " · PCA: 分散の大きい 2〜3 軸への射影 / the directions of largest variance")
+    )
+
+
+def _view_projection(answer: Answer, key: str) -> None:
+    ctx = context_for(answer.search.embedding)
+    method, dims, colour = projection_controls(key)
+    render_map(ctx, key=key, method=method, dims=dims, colour=colour,
+               query=answer.search.query_vector, query_text=answer.standalone_question,
+               hits=answer.search.hits)
+
+
+# --- 5. compare ------------------------------------------------------------------------------------
+
+
+def render_compare(ctx: Context, *, key: str) -> None:
+    """Two texts side by side, their tokens, vectors and cosine; then any text's nearest chunks."""
+    left, right = st.columns(2)
+    texts = []
+    for col, default, side in ((left, COMPARE_DEFAULTS[0], "a"), (right, COMPARE_DEFAULTS[1], "b")):
+        with col:
+            text = st.text_input(f"テキスト / text {side.upper()}", default, key=f"{key}_cmp_{side}")
+            texts.append(text)
+            if text:
+                stats = inspect.token_stats(text)
+                st.caption(f"{stats.tokens} tokens · {stats.chars} chars")
+                st.markdown(token_chips_html(text), unsafe_allow_html=True)
+    if all(texts):
+        va, vb = (np.asarray(v) for v in ctx.embeddings.embed_documents(texts))
+        st.metric("コサイン類似度 / cosine similarity", f"{inspect.cosine(va, vb):.4f}")
+        st.plotly_chart(plots.heat_strips([("A", va), ("B", vb), ("A×B", va * vb)]),
+                        key=f"{key}_cmp_heat")
+    st.markdown("**最も近いチャンク / nearest chunks of any text**")
+    probe = st.text_input("テキスト / text", texts[0] if texts else "", key=f"{key}_cmp_probe")
+    if probe:
+        vec = ctx.embeddings.embed_query(probe)
+        near = ctx.vectors.nearest(vec, 5)
+        st.dataframe({
+            "cosine": [round(s, 4) for _, s in near],
+            "source": [ctx.vectors.sources[r] for r, _ in near],
+            "text": [" ".join(ctx.vectors.texts[r].split())[:200] for r, _ in near],
+        }, hide_index=True)
+
+
+def _view_compare(answer: Answer, key: str) -> None:
+    render_compare(context_for(answer.search.embedding), key=key)
+
+
+# --- 6. why this hit -------------------------------------------------------------------------------
+
+
+def why_table(why: inspect.Why) -> dict[str, list[str]]:
+    """The numbers behind one score, each with where it comes from."""
+    def num(x: float | None) -> str:
+        return "—" if x is None else f"{x:.6f}"
+
+    return {
+        "": ["Chroma distance", "metric", "1 − distance", "q · c (dot)", "cosine", "|q|, |c|"],
+        "value": [num(why.distance), why.metric, num(why.similarity_from_distance), num(why.dot),
+                  num(why.cosine), f"{why.query_norm:.4f}, {why.hit_norm:.4f}"],
+        "意味 / meaning": [
+            "Chroma が返した生の値 / raw value returned by the index",
+            "コレクションの距離関数 / the collection's distance function",
+            "画面の類似度スコア / the similarity shown everywhere",
+            "保存ベクトルの内積 / dot product of the stored vectors",
+            "q·c / (|q| |c|)",
+            "ベクトルの長さ / vector lengths (1 = normalised)",
+        ],
+    }
+
+
+def _view_why(answer: Answer, key: str) -> None:
+    hits = answer.search.hits
+    if not hits:
+        st.info("該当なし / no hits")
+        return
+    ctx = context_for(answer.search.embedding)
+    hit = st.selectbox("チャンク / hit", hits, key=f"{key}_why_hit",
+                       format_func=lambda h: f"[{h.rank}] {h.score:.3f} {h.source}")
+    vec = inspect.hit_vector(hit, ctx.vectors)
+    if vec is None:
+        st.warning("このチャンクのベクトルが見つかりません / no stored vector for this chunk")
+        return
+    metric = inspect.collection_metric(ctx.collection)
+    why = inspect.why_hit(answer.search.query_vector, vec, hit.distance, metric=metric)
+    st.table(why_table(why))
+    where = ("HNSW 近似検索の距離 / the distance from Chroma's HNSW index" if why.distance is not None
+             else f"{answer.search.mode} モードではチャンクを ID で取得するため距離なし / in "
+                  f"{answer.search.mode} mode chunks are fetched by id, so Chroma returned no "
+                  "distance; the cosine comes from the stored vectors")
+    st.caption(
+        f"{where}. cosine distance = 1 − cos(q, c); |q| = {why.query_norm:.4f}, "
+        f"|c| = {why.hit_norm:.4f}, so q · c = cos × |q| × |c|. "
+        f"正の寄与の合計 / positive products sum to {why.positive_share:+.4f}, "
+        f"負 / negative to {why.negative_share:+.4f}."
+    )
+    extras = {n: getattr(hit, n) for n in ("vector_rank", "bm25_rank", "bm25_score", "fused_score")
+              if getattr(hit, n) is not None}
+    if extras:
+        st.caption(" · ".join(f"{n} = {v:.4f}" if isinstance(v, float) else f"{n} = {v}"
+                              for n, v in extras.items()))
+    st.plotly_chart(plots.contributions(why), key=f"{key}_why")
+    st.caption("q[d] × c[d] の上位 20 / the 20 dimensions adding most (green) and taking most "
+               "(red) from the dot product")
+
+
+# --- 7. next token ---------------------------------------------------------------------------------
+
+
+def _view_next_token(answer: Answer, key: str) -> None:
+    choices = inspect.token_choices(answer.logprobs)
+    if not choices:
+        if answer.mode == "extractive":
+            st.info(
+                "抽出モードでは LLM がトークンを生成しないため、次トークン確率はありません。"
+                "OPENAI_API_KEY（互換サーバーなら OPENAI_BASE_URL も）を設定すると表示されます。 / "
+                "Extractive mode quotes document sentences; no LLM generated tokens, so there are "
+                "no next-token probabilities. Set OPENAI_API_KEY (and OPENAI_BASE_URL for a "
+                "compatible server such as Ollama or llama.cpp) to see them."
+            )
+        else:
+            st.info(
+                f"{answer.llm} は logprobs を返しませんでした / the server returned no logprobs "
+                "(RAG_LLM_LOGPROBS=false, or the server does not support them)."
+            )
+        return
+    mean_p = float(np.mean([c.probability for c in choices]))
+    unsure = sum(c.probability < 0.5 for c in choices)
+    st.caption(f"{len(choices)} tokens · 平均確率 / mean p {mean_p:.1%} · p < 50%: {unsure}. "
+               "濃い色ほど確信が低い。ホバーで候補 / darker = less sure; hover for alternatives.")
+    st.markdown(f'<div style="line-height:2">{plots.next_token_chips(choices)}</div>',
+                unsafe_allow_html=True)
+    st.dataframe(inspect.logprob_table(choices), hide_index=True, height=300)
+
+
+VIEWS: list[tuple[str, Callable[[Answer, str], None]]] = [
+    ("トークン / Tokens", _view_tokens),
+    ("ベクトル / Vector", _view_vector),
+    ("類似度 / Similarity", _view_similarity),
+    ("投影 / Projection", _view_projection),
+    ("比較 / Compare", _view_compare),
+    ("なぜ？ / Why this hit", _view_why),
+    ("次トークン / Next token", _view_next_token),
+]

@@ -149,3 +149,11 @@ def corpus(tmp_path: Path) -> Path:
     (root / ".hidden.txt").write_text("hidden files are skipped", encoding="utf-8")
     (root / "notes.csv").write_text("a,b\n1,2\n", encoding="utf-8")
     return root
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Keep each phase's report on the test item, so fixtures can save artifacts on failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

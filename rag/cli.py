@@ -60,6 +60,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", action="append", default=None, help="only this source (repeatable)")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("ask", help="answer a question from the documents, with citations")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=None, help="number of chunks to retrieve")
+    p.add_argument("--mode", choices=["vector", "bm25", "hybrid"], default=None, help="retrieval mode")
+    p.add_argument("--mmr", action="store_true", help="diversify retrieved chunks")
+    p.add_argument("--threshold", type=float, default=None, help="minimum cosine similarity")
+    p.add_argument("--source", action="append", default=None, help="only this source (repeatable)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("embed", help="a text's cl100k_base tokens and its embedding vector")
+    p.add_argument("text")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("map", help="2-D/3-D projection of the collection as an offline HTML page")
+    p.add_argument("--method", choices=["pca", "tsne", "umap"], default="pca")
+    p.add_argument("--dims", type=int, choices=[2, 3], default=2)
+    p.add_argument("--query", default=None, help="place this text and its nearest chunks on the map")
+    p.add_argument("-k", type=int, default=None, help="hits to mark for --query")
+    p.add_argument("--out", type=Path, default=None, help="HTML file to write (default: rag-map.html)")
+    p.add_argument("--max-points", type=int, default=3000, help="sample larger collections to this")
+    p.add_argument("--json", action="store_true", help="print the points as JSON (writes --out too if given)")
+
+    p = sub.add_parser("eval", help="recall@k and MRR of retrieval on a QA file (SQuAD JSON or JSONL)")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--mode", choices=["vector", "bm25", "hybrid"], default=None, help="retrieval mode")
+    p.add_argument("--k", type=int, default=10, help="depth of the ranking scored (default 10)")
+    p.add_argument("--max-questions", type=int, default=None, help="a seeded sample of this many")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("stats", help="collections, their models and sizes")
     p.add_argument("--json", action="store_true")
 
@@ -69,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reset", help="delete every collection and ingest record")
     p.add_argument("--yes", action="store_true", help="really do it")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("doctor", help="check settings, store and provider; say how to fix problems")
     p.add_argument("--json", action="store_true")
 
     return parser
@@ -155,6 +188,137 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@command("ask")
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.answer import EXTRACTIVE_LABEL, Answer, Answerer, lang_of
+
+    answerer = Answerer(settings)
+    info, lang = answerer.info, lang_of(args.question)
+    if info.mode == "extractive":
+        say(EXTRACTIVE_LABEL[lang])
+    else:
+        say(f"llm: {info.model} — {info.reason}")
+    answer: Answer | None = None
+    for item in answerer.stream(args.question, k=args.k, mode=args.mode, mmr=args.mmr,
+                                threshold=args.threshold, sources=args.source):
+        if isinstance(item, Answer):
+            answer = item
+        elif not args.json:
+            sys.stdout.write(item)
+            sys.stdout.flush()
+    assert answer is not None
+    if args.json:
+        emit_json(answer.as_dict())
+        return 0
+    sys.stdout.write("\n\n")
+    for hit in answer.search.hits:
+        mark = "*" if hit.rank in answer.citations else " "
+        where = hit.source + (f" p.{hit.page}" if hit.page else "")
+        sys.stdout.write(f"{mark}[{hit.rank}] {hit.score:.3f}  {where}\n")
+    return 0
+
+
+@command("embed")
+def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.inspect import embed_report
+
+    data = embed_report(args.text, settings)
+    if args.json:
+        emit_json(data)
+        return 0
+    tokens = data["tokens"]
+    chars = len(args.text)
+    sys.stdout.write(f"{data['encoding']}: {len(tokens)} tokens, {chars} chars "
+                     f"({chars / max(len(tokens), 1):.2f} chars/token)\n")
+    sys.stdout.write(" ".join(f"{t['text']}({t['id']})" for t in tokens) + "\n")
+    emb, vector = data["embedding"], data["vector"]
+    head = ", ".join(f"{x:+.4f}" for x in vector[:8])
+    sys.stdout.write(f"{emb['provider']} {emb['model']}: {emb['dims']} dims, norm {data['norm']:.4f}, "
+                     f"min {min(vector):+.4f}, max {max(vector):+.4f}\n[{head}, …]\n")
+    return 0
+
+
+@command("map")
+def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
+    from rag import inspect, plots
+    from rag.retrieval import Searcher
+
+    if args.max_points < 1:
+        say("--max-points must be at least 1")
+        return 1
+    searcher = Searcher(settings)
+    vectors = inspect.load_vectors(
+        searcher.collection, inspect.collection_key(settings, searcher.info, searcher.collection))
+    query_vector, hits = None, []
+    if args.query:
+        result = searcher.search(args.query, k=args.k, mode="vector")
+        query_vector, hits = result.query_vector, result.hits
+    data = inspect.build_map(vectors, method=args.method, dims=args.dims, query=query_vector,
+                             query_text=args.query or "", hits=hits, max_points=args.max_points)
+    out = args.out or (None if args.json else Path("rag-map.html"))
+    if out is not None:
+        title = f"rag map — {searcher.info.model}" + (f" — {args.query}" if args.query else "")
+        page = plots.standalone_html(plots.projection(data, title=title), title=title)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(page, encoding="utf-8")
+    if args.json:
+        emit_json({**data.as_dict(), **({"out": str(out)} if out else {})})
+        return 0
+    say(f"{data.method} {data.dims}-D map of {sum(p.kind != 'query' for p in data.points)} of "
+        f"{data.total} chunks ({searcher.info.model}) in {data.seconds:.1f} s"
+        + (f"; {data.note}" if data.note else ""))
+    say(f"wrote {out} (open it in a browser; works offline)")
+    return 0
+
+
+@command("eval")
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.evaluate import evaluate
+    from rag.progress import terminal_progress
+
+    if args.k < 1 or (args.max_questions is not None and args.max_questions < 1):
+        say("--k and --max-questions must be at least 1")
+        return 1
+    with terminal_progress("eval", enabled=sys.stderr.isatty() or not args.json) as progress:
+        report = evaluate(args.file, settings, mode=args.mode, k=args.k,
+                          max_questions=args.max_questions, seed=args.seed,
+                          progress=_staged(progress))
+    data = report.as_dict()
+    if args.json:
+        emit_json(data)
+        return 0
+    emb, lat = data["embedding"], data["latency_ms"]
+    rows = [
+        ("file", str(args.file)), ("mode", data["mode"]),
+        ("embedding", f"{emb['provider']} {emb['model']} ({emb['dims']} dims)"),
+        ("collection", data["collection"]),
+        ("questions", str(data["questions"])), ("documents", str(data["documents"])),
+        ("recall@1", f"{data['recall@1']:.3f}"), ("recall@5", f"{data['recall@5']:.3f}"),
+        ("recall@10", f"{data['recall@10']:.3f}"), ("MRR@10", f"{data['mrr@10']:.3f}"),
+        ("latency p50", f"{lat['p50']:.1f} ms"), ("latency p95", f"{lat['p95']:.1f} ms"),
+    ]
+    for name, value in rows:
+        sys.stdout.write(f"{name:<12} {value}\n")
+    for source in data.get("missing_sources", []):
+        say(f"warning: {source} is not in the collection; its questions count as misses")
+    return 0
+
+
+def _staged(update: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Progress events of several stages on one bar; a line names each stage as it starts."""
+    from types import SimpleNamespace
+
+    stage = [""]
+
+    def on_event(event: Any) -> None:
+        if event.stage != stage[0]:
+            stage[0] = event.stage
+            say(f"{event.stage} ({event.total})")
+        update(SimpleNamespace(done=event.done, total=event.total, chunks=None))
+
+    return on_event
+
+
 @command("stats")
 def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     from rag import store
@@ -199,6 +363,18 @@ def cmd_reset(args: argparse.Namespace, settings: Settings) -> int:
     else:
         say(f"deleted {len(names)} collections: {', '.join(names) or '(none)'}")
     return 0
+
+
+@command("doctor")
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.doctor import diagnose, render
+
+    report = diagnose(settings)
+    if args.json:
+        emit_json(report.as_dict())
+    else:
+        sys.stdout.write(render(report) + "\n")
+    return 0 if report.healthy else 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 EmbeddingProviderName = Literal["auto", "openai", "local"]
 AnswerModeName = Literal["auto", "llm", "extractive"]
 RetrievalModeName = Literal["vector", "bm25", "hybrid"]
+HybridFusionName = Literal["score", "rrf"]
 
 
 def _env(name: str) -> AliasChoices:
@@ -45,6 +46,10 @@ class Settings(BaseSettings):
     answer_mode: AnswerModeName = "auto"
     llm_model: str = "gpt-4o-mini"
     llm_temperature: float = Field(0.2, ge=0, le=2)
+    llm_logprobs: bool = Field(True, description="Ask the chat server for token logprobs (debug panel).")
+    corpus_dir: Path | None = Field(
+        None, description="Folder the app ingests on first start; default: docs_corpus/ beside app.py."
+    )
 
     chroma_host: str | None = Field(None, validation_alias=_env("CHROMA_HOST"))
     chroma_port: int = Field(8000, validation_alias=_env("CHROMA_PORT"))
@@ -57,11 +62,19 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(20.0, gt=0)
     ingest_batch_chunks: int = Field(256, ge=1, description="Chunks embedded and written per step.")
 
-    retrieval_mode: RetrievalModeName = "vector"
+    retrieval_mode: RetrievalModeName = Field(
+        "hybrid", description="hybrid matched or beat vector and BM25 alone on JSQuAD and XQuAD dev."
+    )
     top_k: int = Field(5, ge=1, le=100)
     score_threshold: float = Field(0.0, ge=-1, le=1)
-    hybrid_vector_weight: float = Field(0.3, ge=0, le=1)
-    hybrid_candidates: int = Field(50, ge=1)
+    hybrid_vector_weight: float = Field(
+        0.15, ge=0, le=1, description="Share of the vector score in hybrid fusion (tuned for the local model)."
+    )
+    hybrid_candidates: int = Field(50, ge=1, description="Candidates taken from each index before fusion.")
+    hybrid_fusion: HybridFusionName = Field(
+        "score", description="score: weighted sum of normalised scores; rrf: weighted reciprocal rank fusion."
+    )
+    hybrid_rrf_k: int = Field(60, ge=1, description="The k of reciprocal rank fusion (hybrid_fusion=rrf).")
 
     @field_validator("openai_api_key", "openai_base_url", "chroma_host", mode="before")
     @classmethod
@@ -104,7 +117,20 @@ class Settings(BaseSettings):
             elif isinstance(value, Path):
                 value = str(value)
             shown[name] = value
+        shown["openai_base_url"] = mask_url(self.openai_base_url)
         return shown
+
+
+def mask_url(url: str | None) -> str | None:
+    """The URL without a `user:password@` part (some proxies put credentials in OPENAI_BASE_URL)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 @lru_cache(maxsize=1)

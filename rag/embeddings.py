@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
 
-from rag.config import Settings
+from rag.config import Settings, mask_url
 from rag.errors import ConfigError, ProviderError
 
 if TYPE_CHECKING:
@@ -118,26 +119,38 @@ class OpenAIProvider(Embeddings):
     """OpenAI (or a compatible server) with concurrent batches and readable errors."""
 
     def __init__(self, settings: Settings, info: EmbeddingInfo) -> None:
-        from langchain_openai import OpenAIEmbeddings
-
         from rag.tokens import count_tokens, ensure_offline_encoding
 
         ensure_offline_encoding()
         self._count_tokens = count_tokens
         self._settings = settings
-        native = _OPENAI_NATIVE_DIMS.get(info.model)
-        self._client = OpenAIEmbeddings(
-            model=info.model,
-            dimensions=info.dims if info.model.startswith("text-embedding-3") and info.dims != native else None,
-            api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url,
-            max_retries=settings.openai_max_retries,
-            timeout=settings.openai_timeout_s,
-            chunk_size=settings.openai_batch_size,
-            # Compatible servers (Ollama, vLLM) take text, not the token IDs OpenAI accepts.
-            check_embedding_ctx_length=settings.openai_base_url is None,
-            show_progress_bar=False,
-        )
+        self._info = info
+        self._lock = threading.Lock()
+        self._made: Any = None
+
+    @property
+    def _client(self) -> Any:
+        """Built on first use: making it loads TLS certificates (about 45 ms), which an
+        unchanged re-ingest or a cached query never needs."""
+        with self._lock:
+            if self._made is None:
+                from langchain_openai import OpenAIEmbeddings
+
+                settings, info = self._settings, self._info
+                native = _OPENAI_NATIVE_DIMS.get(info.model)
+                self._made = OpenAIEmbeddings(
+                    model=info.model,
+                    dimensions=info.dims if info.model.startswith("text-embedding-3") and info.dims != native else None,
+                    api_key=settings.openai_api_key,
+                    base_url=settings.openai_base_url,
+                    max_retries=settings.openai_max_retries,
+                    timeout=settings.openai_timeout_s,
+                    chunk_size=settings.openai_batch_size,
+                    # Compatible servers (Ollama, vLLM) take text, not the token IDs OpenAI accepts.
+                    check_embedding_ctx_length=settings.openai_base_url is None,
+                    show_progress_bar=False,
+                )
+            return self._made
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         batches = list(self._batches(texts))
@@ -169,16 +182,26 @@ class OpenAIProvider(Embeddings):
 
     def _call(self, fn: Callable[[Any], Any], arg: Any) -> Any:
         try:
-            return fn(arg)
+            result = fn(arg)
         except Exception as exc:
             raise translate_openai_error(exc, self._settings) from None
+        first = result[0] if result and isinstance(result[0], list) else result
+        if first and len(first) != self._info.dims:
+            # A compatible server may ignore `dimensions` or serve another model under this name:
+            # storing its vectors in this collection would mix sizes.
+            raise ProviderError(
+                f"{self._info.model} at {mask_url(self._settings.openai_base_url) or 'api.openai.com'} returned "
+                f"{len(first)}-dim vectors, but the settings say {self._info.dims}. Set "
+                f"RAG_OPENAI_EMBEDDING_DIMS={len(first)} (or check RAG_OPENAI_EMBEDDING_MODEL)."
+            )
+        return result
 
 
 def translate_openai_error(exc: Exception, settings: Settings) -> Exception:
     """OpenAI client exceptions as `ProviderError`s naming the setting to fix; others unchanged."""
     import openai
 
-    where = settings.openai_base_url or "api.openai.com"
+    where = mask_url(settings.openai_base_url) or "api.openai.com"
     retries = settings.openai_max_retries
     if isinstance(exc, openai.AuthenticationError):
         return ProviderError(f"The provider at {where} rejected the API key (401). Check OPENAI_API_KEY.")

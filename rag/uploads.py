@@ -62,7 +62,7 @@ def save_uploads(
             continue
         if len(data) > settings.max_file_bytes:
             rejected.append(Rejected(
-                name, f"{len(data) / 1048576:.1f} MB is over the {settings.max_file_mb:g} MB cap "
+                name, f"{len(data) / 1048576:.3g} MB is over the {settings.max_file_mb:g} MB cap "
                 "(RAG_MAX_FILE_MB)"))
             continue
         folder.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from rag.config import RetrievalModeName, Settings
+from rag.config import RetrievalModeName, Settings, mask_url
 from rag.errors import RagError
 from rag.indexing import IngestProgress, IngestReport
 from rag.loaders import SUPPORTED_SUFFIXES
@@ -61,7 +61,7 @@ def _render_models(settings: Settings) -> None:
     st.markdown(f"**{both('埋め込み', 'Embedding')}**  \n`{emb.model}` ({emb.provider}, {emb.dims} dims)")
     st.caption(emb.reason)
     if llm.mode == "llm":
-        where = settings.openai_base_url or "api.openai.com"
+        where = mask_url(settings.openai_base_url) or "api.openai.com"
         st.markdown(f"**{both('回答', 'Answers')}**  \nLLM `{llm.model}` @ {where}")
         st.caption(llm.reason)
     else:

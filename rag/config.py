@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=100)
     score_threshold: float = Field(0.0, ge=-1, le=1)
     hybrid_vector_weight: float = Field(
-        0.15, ge=0, le=1, description="Share of the vector score in hybrid fusion (tuned for the local model)."
+        0.2, ge=0, le=1, description="Share of the vector score in hybrid fusion (tuned for the local model)."
     )
     hybrid_candidates: int = Field(50, ge=1, description="Candidates taken from each index before fusion.")
     hybrid_fusion: HybridFusionName = Field(

@@ -59,6 +59,9 @@ class Hit:
             out["bm25_score"] = round(self.bm25_score, 6)
         if self.fused_score is not None:
             out["fused_score"] = round(self.fused_score, 6)
+        for name in ("vector_rank", "bm25_rank"):
+            if self.bm25_score is not None and getattr(self, name) is not None:
+                out[name] = getattr(self, name)
         if with_vector and self.vector is not None:
             out["vector"] = self.vector
         return out
@@ -105,17 +108,18 @@ class Searcher:
         """The best `k` chunks for `query`, best first, with similarity scores and vectors."""
         k = k or self.settings.top_k
         mode = mode or self.settings.retrieval_mode
-        if self.collection.count() == 0:
-            raise EmptyStoreError(
-                f"The collection {self.info.collection_name} is empty: run `rag ingest PATH` "
-                "(or upload files in the app) first."
-            )
+        # count() scans the collection (about 5 ms at 100k chunks, as long as the HNSW query):
+        # vector search asks only when it found nothing; BM25 needs every chunk anyway.
+        if mode != "vector":
+            self._require_chunks()
         started = time.perf_counter()
         query_vector = self.embeddings.embed_query(query)
         embedded = time.perf_counter()
         where = {"source": {"$in": sources}} if sources else None
         if mode == "vector":
             hits = self.vector_hits(query_vector, k * 4 if mmr else k, where)
+            if not hits:
+                self._require_chunks()
         else:
             from rag.hybrid import hybrid_hits
 
@@ -131,6 +135,13 @@ class Searcher:
             "search_ms": (time.perf_counter() - embedded) * 1000,
         }
         return SearchResult(query, query_vector, hits[:k], mode, self.info, timings)
+
+    def _require_chunks(self) -> None:
+        if self.collection.count() == 0:
+            raise EmptyStoreError(
+                f"The collection {self.info.collection_name} is empty: run `rag ingest PATH` "
+                "(or upload files in the app) first."
+            )
 
     def vector_hits(
         self, query_vector: list[float], n: int, where: dict[str, Any] | None = None

@@ -1,0 +1,175 @@
+"""`rag eval`: metric arithmetic on hand-made QA files, eval collections, JSONL against a corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag import store
+from rag.cli import main
+from rag.config import get_settings
+from rag.embeddings import resolve
+from rag.errors import LoadError
+from rag.evaluate import (
+    Question,
+    ensure_collection,
+    eval_info,
+    evaluate,
+    first_gold_rank,
+    load,
+    same_source,
+    sample,
+)
+from rag.indexing import Ingestor
+
+# In BM25 mode the ranks are known by construction:
+#   q0 "apple banana"     -> p1 (apple banana x2) beats its gold p0 (banana only): rank 2
+#   q1 "cherry orchard"   -> only p2 has these words: rank 1
+#   q2 "猫の名前"          -> p3 is the only Japanese paragraph: rank 1
+#   q3 "zeppelin"         -> no paragraph has the word: a miss
+SQUAD = {
+    "data": [
+        {"title": "Fruit", "paragraphs": [
+            {"context": "Fruit [SEP] A banana is long and yellow.",
+             "qas": [{"question": "apple banana", "id": "q0", "answers": []}]},
+            {"context": "Fruit [SEP] apple banana apple banana smoothies.",
+             "qas": []},
+            {"context": "Fruit [SEP] The cherry orchard blooms in spring.",
+             "qas": [{"question": "cherry orchard", "id": "q1", "answers": []}]},
+        ]},
+        {"title": "猫", "paragraphs": [
+            {"context": "猫 [SEP] 吾輩は猫である。名前はまだ無い。",
+             "qas": [{"question": "猫の名前", "id": "q2", "answers": []},
+                     {"question": "zeppelin", "id": "q3", "answers": []}]},
+        ]},
+    ]
+}
+
+
+@pytest.fixture
+def squad_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny-squad.json"
+    path.write_text(json.dumps(SQUAD, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_recall_and_mrr_arithmetic(squad_file: Path, local_model) -> None:
+    report = evaluate(squad_file, get_settings(), mode="bm25", k=10)
+    assert report.ranks == [2, 1, 1, None]
+    assert (report.questions, report.documents) == (4, 4)
+    data = report.as_dict()
+    assert data["recall@1"] == 0.5
+    assert data["recall@5"] == data["recall@10"] == 0.75
+    assert data["mrr@10"] == pytest.approx((1 / 2 + 1 + 1 + 0) / 4)
+    assert len(report.latencies_ms) == 4 and data["latency_ms"]["p50"] > 0
+    shallow = evaluate(squad_file, get_settings(), mode="bm25", k=1)
+    assert shallow.ranks == [None, 1, 1, None]  # rank 2 is past k=1
+
+
+def test_eval_collection_is_built_once_and_reused(squad_file: Path, local_model) -> None:
+    settings = get_settings()
+    dataset = load(squad_file)
+    info = eval_info(resolve(settings), dataset.digest)
+    assert info.collection_name.startswith("eval_") and info.collection_name.endswith("_512")
+    assert ensure_collection(settings, info, dataset) == 4
+    assert ensure_collection(settings, info, dataset) == 0
+    coll = store.collection(settings, info)
+    got = coll.get(ids=["p0"], include=["documents", "metadatas"])
+    assert got["documents"] == ["Fruit [SEP] A banana is long and yellow."]
+    assert got["metadatas"][0]["source"] == "Fruit#0"
+    assert store.list_collections(settings) == []  # no main collection was made or written
+    # a changed file gets its own collection
+    changed = json.loads(squad_file.read_text(encoding="utf-8"))
+    changed["data"][0]["paragraphs"][0]["context"] += " Bananas grow in bunches."
+    squad_file.write_text(json.dumps(changed), encoding="utf-8")
+    assert load(squad_file).digest != dataset.digest
+
+
+@pytest.mark.parametrize("mode", ["vector", "hybrid"])
+def test_vector_and_hybrid_modes_find_easy_paragraphs(squad_file: Path, local_model, mode: str) -> None:
+    report = evaluate(squad_file, get_settings(), mode=mode, k=10)
+    assert report.mode == mode
+    assert report.ranks[1] == 1 and report.ranks[2] == 1
+    assert report.recall(10) >= 0.75
+
+
+def test_first_gold_rank_counts_documents_not_chunks() -> None:
+    sources = ["a.md", "a.md", "b.md", "a.md", "c.md"]
+    assert first_gold_rank(sources, "c.md", exact=True) == 3
+    assert first_gold_rank(sources, "b.md", exact=True) == 2
+    assert first_gold_rank(sources, "d.md", exact=True) is None
+    assert first_gold_rank(["ja/x.md"], "x.md", exact=False) == 1
+
+
+def test_source_matching_tolerates_roots_and_prefixes() -> None:
+    assert same_source("ja/01_x.md", "ja/01_x.md")
+    assert same_source("docs_corpus/ja/01_x.md", "ja/01_x.md")
+    assert same_source("01_x.md", "ja/01_x.md")  # the ja folder itself was ingested
+    assert not same_source("ja/01_x.md", "ja/02_y.md")
+    assert not same_source("a01_x.md", "01_x.md")
+
+
+def test_sample_is_seeded() -> None:
+    questions = [Question(f"q{i}", "s") for i in range(100)]
+    assert sample(questions, 10, 0) == sample(questions, 10, 0)
+    assert sample(questions, 10, 0) != sample(questions, 10, 1)
+    assert sample(questions, None, 0) == questions and sample(questions, 500, 0) == questions
+
+
+def test_jsonl_against_an_ingested_corpus(corpus: Path, tmp_path: Path, local_model) -> None:
+    Ingestor(get_settings()).ingest([corpus])
+    qa = tmp_path / "qa.jsonl"
+    rows = [
+        {"question": "猫の名前はまだ無い", "source": "docs_corpus/ja/neko_sjis.txt"},
+        {"question": "酢飯と魚介類の日本の料理", "source": "ja/sushi_eucjp.txt"},
+        {"question": "How does Chroma return the cosine distance?", "source": "cosine.md"},
+        {"question": "What is a tokenizer?", "source": "missing.md"},
+    ]
+    qa.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n\n", encoding="utf-8")
+    report = evaluate(qa, get_settings(), mode="hybrid", k=5)
+    assert report.ranks[:3] == [1, 1, 1]
+    assert report.ranks[3] is None
+    assert report.missing_sources == ["missing.md"]
+    assert report.documents == 5
+    assert report.as_dict()["recall@1"] == 0.75
+
+
+def test_jsonl_with_no_known_source_says_what_to_ingest(corpus: Path, tmp_path: Path, local_model) -> None:
+    Ingestor(get_settings()).ingest([corpus])
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"question": "x", "source": "nowhere/else.md"}) + "\n", encoding="utf-8")
+    with pytest.raises(LoadError, match="rag ingest"):
+        evaluate(qa, get_settings())
+
+
+def test_bad_file_is_a_load_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "no source"}\n', encoding="utf-8")
+    with pytest.raises(LoadError, match="bad.jsonl:1"):
+        load(bad)
+
+
+def test_cli_eval_json_shape(squad_file: Path, local_model, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["eval", str(squad_file), "--mode", "bm25", "--max-questions", "3", "--seed", "1",
+                 "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert {"mode", "questions", "documents", "recall@1", "recall@5", "recall@10", "mrr@10",
+            "latency_ms", "embedding"} <= set(data)
+    assert set(data["latency_ms"]) == {"p50", "p95"}
+    assert data["embedding"] == {"provider": "local", "model": "use-multilingual-v3", "dims": 512}
+    assert (data["mode"], data["questions"], data["documents"]) == ("bm25", 3, 4)
+
+
+def test_cli_eval_table(squad_file: Path, local_model, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(squad_file), "--mode", "bm25"]) == 0
+    out = capsys.readouterr().out
+    assert "recall@1     0.500" in out and "MRR@10       0.625" in out
+    assert "questions    4" in out and "use-multilingual-v3" in out
+
+
+def test_cli_eval_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(tmp_path / "nope.json"), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["kind"] == "LoadError"

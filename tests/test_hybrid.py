@@ -1,0 +1,95 @@
+"""Hybrid and BM25 modes through the app's `Searcher` and the CLI (real Chroma, real model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.cli import main
+from rag.config import Settings, get_settings
+from rag.hybrid import fuse
+from rag.indexing import Ingestor
+from rag.retrieval import Searcher
+
+
+@pytest.fixture
+def ingested(corpus: Path, local_model) -> Path:
+    (corpus / "rare.md").write_text(
+        "# Part numbers\n\nThe embedding service runs on node QX-4471 in rack 9.\n", encoding="utf-8")
+    Ingestor(get_settings()).ingest([corpus])
+    return corpus
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    a_, b_ = np.asarray(a), np.asarray(b)
+    return float(a_ @ b_ / (np.linalg.norm(a_) * np.linalg.norm(b_)))
+
+
+@pytest.mark.parametrize("mode", ["bm25", "hybrid"])
+def test_every_hit_carries_its_cosine_and_its_bm25_score(ingested: Path, mode: str) -> None:
+    result = Searcher(get_settings()).search("ベクトルと埋め込み cosine similarity", k=4, mode=mode)
+    assert result.mode == mode
+    assert [h.rank for h in result.hits] == list(range(1, len(result.hits) + 1))
+    assert len(result.hits) >= 2
+    for hit in result.hits:
+        assert hit.vector is not None
+        assert hit.score == pytest.approx(_cosine(hit.vector, result.query_vector), abs=1e-5)
+        assert hit.bm25_score is not None and hit.bm25_score >= 0
+    if mode == "bm25":
+        scores = [h.bm25_score for h in result.hits]
+        assert scores == sorted(scores, reverse=True) and scores[-1] > 0
+        assert [h.bm25_rank for h in result.hits] == [h.rank for h in result.hits]
+    else:
+        fused = [h.fused_score for h in result.hits]
+        assert fused == sorted(fused, reverse=True)
+        assert all(h.vector_rank or h.bm25_rank for h in result.hits)
+
+
+def test_top_of_both_lists_fuses_to_one(ingested: Path) -> None:
+    hits = Searcher(get_settings()).search("QX-4471", k=3, mode="hybrid").hits
+    top = hits[0]
+    assert (top.source, top.vector_rank, top.bm25_rank) == ("rare.md", 1, 1)
+    assert top.fused_score == pytest.approx(1.0)  # max of both min-max scaled scores
+    assert all(h.fused_score < 1.0 for h in hits[1:])
+
+
+@pytest.mark.parametrize("mode", ["bm25", "hybrid"])
+def test_source_filter_applies_to_keyword_candidates(ingested: Path, mode: str) -> None:
+    searcher = Searcher(get_settings())
+    unfiltered = searcher.search("猫 cosine 寿司 QX-4471", k=5, mode=mode).hits
+    assert {h.source for h in unfiltered} >= {"rare.md", "ja/neko_sjis.txt"}
+    hits = searcher.search("猫 cosine 寿司 QX-4471", k=5, mode=mode, sources=["cosine.md"]).hits
+    assert hits and {h.source for h in hits} == {"cosine.md"}
+
+
+def test_fusion_arithmetic() -> None:
+    cosine = np.array([0.9, 0.5, 0.1])
+    bm25 = np.array([0.0, 10.0, 5.0])
+    vector_rank, bm25_rank = np.array([1, 2, 3]), np.array([0, 1, 2])
+    score = Settings(hybrid_vector_weight=0.25, hybrid_fusion="score")
+    assert fuse(cosine, bm25, vector_rank, bm25_rank, score) == pytest.approx(
+        [0.25 * 1.0 + 0.75 * 0.0, 0.25 * 0.5 + 0.75 * 1.0, 0.25 * 0.0 + 0.75 * 0.5])
+    rrf = Settings(hybrid_vector_weight=0.5, hybrid_fusion="rrf", hybrid_rrf_k=60)
+    assert fuse(cosine, bm25, vector_rank, bm25_rank, rrf) == pytest.approx(
+        [0.5 / 61, 0.5 / 62 + 0.5 / 61, 0.5 / 63 + 0.5 / 62])
+
+
+@pytest.mark.parametrize("mode", ["bm25", "hybrid"])
+def test_cli_search_mode_json(ingested: Path, capsys: pytest.CaptureFixture[str], mode: str) -> None:
+    code = main(["search", "which node is QX-4471", "--mode", mode, "-k", "3", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert data["mode"] == mode
+    assert data["hits"][0]["source"] == "rare.md"
+    assert {"score", "bm25_score"} <= set(data["hits"][0])
+    assert data["hits"][0]["bm25_rank"] == 1
+    if mode == "hybrid":
+        assert "fused_score" in data["hits"][0]
+
+
+def test_default_mode_is_hybrid(ingested: Path) -> None:
+    assert get_settings().retrieval_mode == "hybrid"
+    assert Searcher(get_settings()).search("猫", k=1).mode == "hybrid"

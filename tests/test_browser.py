@@ -146,10 +146,20 @@ class Page:
         return self.all('[data-testid="stChatMessage"]')[-1]
 
     def click(self, element) -> None:
-        """Scroll the element to the middle first: the fixed chat input would catch the click."""
+        """Scroll the element to the middle first: the fixed chat input or toolbar would catch it.
+
+        The chat keeps scrolling itself to the bottom while it renders, so a click can still land
+        on the toolbar; then the element is clicked through the DOM, as a person's click would be.
+        """
+        from selenium.common.exceptions import ElementClickInterceptedException
+
         self.d.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
         time.sleep(0.2)
-        element.click()
+        try:
+            element.click()
+        except ElementClickInterceptedException:
+            self.d.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();",
+                                  element)
         self.idle()
 
     def text(self) -> str:

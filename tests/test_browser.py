@@ -27,7 +27,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS = REPO / "test-artifacts"
-SCREENSHOTS = os.environ.get("RAG_SCREENSHOTS_DIR")
+SCREENSHOTS = REPO / os.environ["RAG_SCREENSHOTS_DIR"] if os.environ.get("RAG_SCREENSHOTS_DIR") else None
 FLAGS = (
     "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage "
     "--disable-background-networking --disable-component-update --disable-sync --no-first-run "
@@ -165,10 +165,14 @@ class Page:
     def text(self) -> str:
         return self.d.find_element(self.By.TAG_NAME, "body").text
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, top=None) -> None:
+        """Save a README screenshot (only under `make screenshots`), `top` scrolled to the top."""
         if SCREENSHOTS:
-            Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-            self.d.save_screenshot(str(Path(SCREENSHOTS) / name))
+            if top is not None:
+                self.d.execute_script("arguments[0].scrollIntoView({block: 'start'});", top)
+                time.sleep(0.5)
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            self.d.save_screenshot(str(SCREENSHOTS / name))
 
 
 def sources_of(message) -> list[float]:
@@ -184,7 +188,7 @@ def test_japanese_and_english_questions_answer_with_citations_and_scores(app_url
     scores = sources_of(ja)
     assert len(scores) == 5 and all(-1 <= s <= 1 for s in scores), ja.text
     assert [f"[{n}]" for n in range(1, 6)] == re.findall(r"\[\d\](?= ja/| en/)", ja.text), ja.text
-    page.shot("chat.png")
+    page.shot("chat.png", top=page.all('[data-testid="stChatMessage"]')[-2])
     en = page.ask("What does HNSW trade off when searching for nearest neighbours?")
     assert re.search(r"\[\d\]", en.text)
     assert "hnsw_approximate_search.html" in en.text
@@ -211,7 +215,7 @@ def test_debug_panel_shows_tokens_vector_and_a_drawn_projection(app_url: str, br
     open_tab("Projection")
     page.wait_css(".js-plotly-plot .main-svg", timeout=60)
     page.wait_css(".js-plotly-plot .scatterlayer .trace, .js-plotly-plot .gl-container", timeout=60)
-    page.shot("debug-panel.png")
+    page.shot("debug-panel.png", top=page.all(".js-plotly-plot")[0])
 
 
 def test_upload_a_file_and_ask_about_it(app_url: str, browser, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -154,23 +155,64 @@ class Ingestor:
         return report
 
     def _run(self, found: list[FoundFile], report: IngestReport, progress: ProgressFn | None) -> None:
+        """Chunk on this thread, embed groups ahead on another, write them in order on a third.
+
+        Embedding runs ahead of the writer by up to `ahead` groups: for OpenAI as many as keep
+        `openai_concurrency` requests in flight (they wait on the network, not on us), for the
+        local model one (chunking the next files overlaps the forward pass, which uses every
+        core itself). docs/performance.md has the numbers.
+        """
         limit = self.settings.ingest_batch_chunks
+        ahead = 1
+        if self.info.provider == "openai":  # groups in flight x requests per group <= concurrency
+            per_group = -(-limit // self.settings.openai_batch_size)
+            ahead = max(1, self.settings.openai_concurrency // per_group)
         group: list[_Pending] = []
-        writing: Future[None] | None = None
+        queued: deque[tuple[list[_Pending], list[Document], Future[Any]]] = deque()
+        writes: deque[Future[None]] = deque()
         prepared = 0
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-writer") as writer:
-            for done, item in enumerate(found, start=1):
-                pending = self._prepare(item, report)
-                if pending is not None:
-                    group.append(pending)
-                    prepared += len(pending.chunks)
-                if group and (sum(len(p.chunks) for p in group) >= limit or done == len(found)):
-                    writing = self._flush(group, writer, writing, report)
-                    group = []
-                if progress:
-                    progress(IngestProgress(done, len(found), prepared + report.skipped, str(item.path)))
-            if writing is not None:
-                writing.result()
+        with (
+            ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="rag-embed") as embedder,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-writer") as writer,
+        ):
+            try:
+                for done, item in enumerate(found, start=1):
+                    pending = self._prepare(item, report)
+                    if pending is not None:
+                        group.append(pending)
+                        prepared += len(pending.chunks)
+                    if group and (sum(len(p.chunks) for p in group) >= limit or done == len(found)):
+                        chunks = [c for p in group for c in p.chunks]
+                        texts = [c.page_content for c in chunks]
+                        queued.append((group, chunks, embedder.submit(self.embeddings.embed_documents, texts)))
+                        group = []
+                        while len(queued) > ahead:
+                            self._hand_over(queued.popleft(), writer, writes, report)
+                    if progress:
+                        progress(IngestProgress(done, len(found), prepared + report.skipped, str(item.path)))
+                while queued:
+                    self._hand_over(queued.popleft(), writer, writes, report)
+                while writes:
+                    writes.popleft().result()
+            except BaseException:
+                for _, _, embedding in queued:
+                    embedding.cancel()
+                raise
+
+    def _hand_over(
+        self, item: tuple[list[_Pending], list[Document], Future[Any]], writer: ThreadPoolExecutor,
+        writes: deque[Future[None]], report: IngestReport,
+    ) -> None:
+        """Wait for a group's vectors (now in the cache), then queue its write.
+
+        The writer's `index()` call re-embeds through the cache, which answers from a lookup, so
+        the provider is called once per chunk. A failed write stops the run at the next hand-over.
+        """
+        group, chunks, embedding = item
+        embedding.result()
+        while writes and (writes[0].done() or len(writes) > 1):
+            writes.popleft().result()
+        writes.append(writer.submit(self._write, group, chunks, report))
 
     def _prepare(self, item: FoundFile, report: IngestReport) -> _Pending | None:
         """Read, digest, load and chunk one file; None when it is unchanged or bad."""
@@ -178,7 +220,7 @@ class Ingestor:
             size = item.path.stat().st_size
             if size > self.settings.max_file_bytes:
                 raise LoadError(
-                    f"file is {size / 1048576:.1f} MB, over the {self.settings.max_file_mb:g} MB cap "
+                    f"file is {size / 1048576:.3g} MB, over the {self.settings.max_file_mb:g} MB cap "
                     "(RAG_MAX_FILE_MB)"
                 )
             data = item.path.read_bytes()
@@ -207,21 +249,6 @@ class Ingestor:
             chunk.metadata = {k: v for k, v in chunk.metadata.items() if v is not None and v != ""}
         report.files_read += 1
         return _Pending(item, digest, chunks)
-
-    def _flush(
-        self, group: list[_Pending], writer: ThreadPoolExecutor, previous: Future[None] | None,
-        report: IngestReport,
-    ) -> Future[None]:
-        """Embed this group now (filling the cache), then hand it to the writer thread.
-
-        The writer's `index()` call re-embeds through the cache, which answers from memory-speed
-        lookups, so the provider is called once and embedding overlaps the previous write.
-        """
-        chunks = [c for p in group for c in p.chunks]
-        self.embeddings.embed_documents([c.page_content for c in chunks])
-        if previous is not None:
-            previous.result()
-        return writer.submit(self._write, group, chunks, report)
 
     def _write(self, group: list[_Pending], chunks: list[Document], report: IngestReport) -> None:
         result = index(

@@ -305,12 +305,18 @@ class Ingestor:
 
 
 def reset(settings: Settings) -> list[str]:
-    """Delete every collection this tool made and forget all ingest records."""
+    """Delete every collection this tool made (eval ones too), its BM25 files and ingest records."""
+    import shutil
+
     with ingest_lock(settings.data_dir):
         chroma = store.client(settings)
-        names = [c.name for c in store.list_collections(settings)]
+        names = sorted(
+            name for name in (c if isinstance(c, str) else c.name for c in chroma.list_collections())
+            if name.startswith((store.PREFIX, "eval_"))
+        )
         for name in names:
             chroma.delete_collection(name)
+        shutil.rmtree(settings.data_dir / "bm25", ignore_errors=True)
         state = StateDB(settings.state_db)
         with state.tx() as db:
             for table in ("records", "files"):

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
 
 from rag import store
 from rag.config import RetrievalModeName, Settings
 from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import EmptyStoreError
+
+if TYPE_CHECKING:
+    from langchain_core.retrievers import BaseRetriever
 
 
 @dataclass
@@ -165,7 +166,10 @@ class Searcher:
         return hits
 
     def as_langchain_retriever(self, **search_kwargs: Any) -> BaseRetriever:
-        return _SearcherRetriever(searcher=self, search_kwargs=search_kwargs)
+        """This searcher as a LangChain `BaseRetriever`, to compose into chains."""
+        from rag.lc_retriever import SearcherRetriever
+
+        return SearcherRetriever(searcher=self, search_kwargs=search_kwargs)
 
 
 def _mmr(query_vector: list[float], hits: list[Hit], k: int) -> list[Hit]:
@@ -179,15 +183,3 @@ def _mmr(query_vector: list[float], hits: list[Hit], k: int) -> list[Hit]:
         np.asarray(query_vector), [h.vector for h in with_vectors], lambda_mult=0.5, k=k
     )
     return [with_vectors[i] for i in order]
-
-
-class _SearcherRetriever(BaseRetriever):
-    """The searcher as a LangChain retriever, so it composes into chains."""
-
-    searcher: Any
-    search_kwargs: dict[str, Any] = {}
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
-        return [h.to_document() for h in self.searcher.search(query, **self.search_kwargs).hits]

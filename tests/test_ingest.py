@@ -187,3 +187,12 @@ def test_symlink_loop_and_hidden_folders(tmp_path: Path, local_model) -> None:
     (root / ".git" / "HEAD.txt").write_text("ref: main", encoding="utf-8")
     report = ingest([root])
     assert report.files_read == 1 and report.failed == []
+
+
+def test_searcher_as_a_langchain_retriever(corpus: Path, local_model) -> None:
+    ingest([corpus])
+    retriever = Searcher(get_settings()).as_langchain_retriever(k=2, mode="vector")
+    docs = retriever.invoke("猫の名前")
+    assert [d.metadata["rank"] for d in docs] == [1, 2]
+    assert docs[0].metadata["source"] == "ja/neko_sjis.txt"
+    assert docs[0].metadata["score"] >= docs[1].metadata["score"]

@@ -109,22 +109,20 @@ class Searcher:
         """The best `k` chunks for `query`, best first, with similarity scores and vectors."""
         k = k or self.settings.top_k
         mode = mode or self.settings.retrieval_mode
-        # count() scans the collection (about 5 ms at 100k chunks, as long as the HNSW query):
-        # vector search asks only when it found nothing; BM25 needs every chunk anyway.
-        if mode != "vector":
-            self._require_chunks()
         started = time.perf_counter()
         query_vector = self.embeddings.embed_query(query)
         embedded = time.perf_counter()
         where = {"source": {"$in": sources}} if sources else None
         if mode == "vector":
             hits = self.vector_hits(query_vector, k * 4 if mmr else k, where)
-            if not hits:
-                self._require_chunks()
         else:
             from rag.hybrid import hybrid_hits
 
             hits = hybrid_hits(self, query, query_vector, k * 4 if mmr else k, mode, where)
+        if not hits:
+            # count() scans the collection (about 5 ms at 100k chunks, as long as the query
+            # itself), so it is asked only to explain an empty result.
+            self._require_chunks()
         if mmr:
             hits = _mmr(query_vector, hits, k)
         if threshold is not None:

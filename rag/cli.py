@@ -39,6 +39,16 @@ def say(message: str) -> None:
     sys.stderr.write(message + "\n")
 
 
+def add_retrieval_options(p: argparse.ArgumentParser) -> None:
+    """The options `search` and `ask` share, so both retrieve the same way."""
+    p.add_argument("-k", type=int, default=None, help="number of chunks to retrieve")
+    p.add_argument("--mode", choices=["vector", "bm25", "hybrid"], default=None, help="retrieval mode")
+    p.add_argument("--mmr", action="store_true", help="diversify results (maximal marginal relevance)")
+    p.add_argument("--threshold", type=float, default=None, help="minimum cosine similarity")
+    p.add_argument("--source", action="append", default=None, help="only this source (repeatable)")
+    p.add_argument("--json", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rag",
@@ -53,21 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="nearest chunks for a query, with scores")
     p.add_argument("query")
-    p.add_argument("-k", type=int, default=None, help="number of results")
-    p.add_argument("--mode", choices=["vector", "bm25", "hybrid"], default=None)
-    p.add_argument("--mmr", action="store_true", help="diversify results (maximal marginal relevance)")
-    p.add_argument("--threshold", type=float, default=None, help="minimum cosine similarity")
-    p.add_argument("--source", action="append", default=None, help="only this source (repeatable)")
-    p.add_argument("--json", action="store_true")
+    add_retrieval_options(p)
 
     p = sub.add_parser("ask", help="answer a question from the documents, with citations")
     p.add_argument("question")
-    p.add_argument("-k", type=int, default=None, help="number of chunks to retrieve")
-    p.add_argument("--mode", choices=["vector", "bm25", "hybrid"], default=None, help="retrieval mode")
-    p.add_argument("--mmr", action="store_true", help="diversify retrieved chunks")
-    p.add_argument("--threshold", type=float, default=None, help="minimum cosine similarity")
-    p.add_argument("--source", action="append", default=None, help="only this source (repeatable)")
-    p.add_argument("--json", action="store_true")
+    add_retrieval_options(p)
 
     p = sub.add_parser("embed", help="a text's cl100k_base tokens and its embedding vector")
     p.add_argument("text")

@@ -11,16 +11,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, start_process, stop_process
 
 pytestmark = pytest.mark.browser
 
@@ -44,32 +42,18 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_", "CHROMA_"))}
     env.update(RAG_DATA_DIR=str(data / "rag"), PYTHONUNBUFFERED="1")
-    log = open(data / "streamlit.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=data, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("streamlit did not start:\n" + (data / "streamlit.log").read_text(errors="replace"))
-        time.sleep(0.3)
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        proc = start_process(
+            [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless",
+             "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+            url + "/_stcore/health", data / "streamlit.log", timeout=90, cwd=data, env=env,
+        )
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield url
+    stop_process(proc)
 
 
 def make_driver(width: int = 1280, height: int = 800):

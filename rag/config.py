@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     hybrid_fusion: HybridFusionName = Field(
         "score", description="score: weighted sum of normalised scores; rrf: weighted reciprocal rank fusion."
     )
+    hybrid_cross_script_weight: float = Field(
+        0.9, ge=0, le=1,
+        description="A chunk in the other script than the question (BM25 cannot match it) is credited "
+        "this share of its vector evidence in place of BM25 (tuned on docs_corpus/qa.jsonl).",
+    )
     hybrid_rrf_k: int = Field(60, ge=1, description="The k of reciprocal rank fusion (hybrid_fusion=rrf).")
 
     @field_validator("openai_api_key", "openai_base_url", "chroma_host", mode="before")

@@ -12,6 +12,7 @@ lives in `rag.retrieval`, the BM25 index in `rag.bm25`.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,6 +60,7 @@ def hybrid_hits(
         np.array([h.vector_rank or 0 for h in candidates]),
         np.array([h.bm25_rank or 0 for h in candidates]),
         settings,
+        cross_script=np.array([is_japanese(h.text) != is_japanese(query) for h in candidates]),
     )
     for hit, value in zip(candidates, fused, strict=True):
         hit.fused_score = float(value)
@@ -99,8 +101,14 @@ def fuse(
     vector_rank: np.ndarray,
     bm25_rank: np.ndarray,
     settings: Settings,
+    cross_script: np.ndarray | None = None,
 ) -> np.ndarray:
     """One fused score per candidate (higher is better); ranks are 1-based, 0 = not in that list.
+
+    A candidate in the other script than the query (a Japanese chunk for an English question)
+    cannot share words with it, so BM25's zero says nothing: with `cross_script` such candidates
+    are credited `hybrid_cross_script_weight` of their vector evidence in place of BM25, which is
+    how a multilingual model is meant to be used. Monolingual collections are unaffected.
 
     `score`: w * min-max(cosine) + (1 - w) * min-max(BM25), both scaled over this query's
     candidates, so neither scale (cosines bunched near 0.3, BM25 unbounded) dominates by accident.
@@ -112,7 +120,26 @@ def fuse(
         v = np.where(vector_rank > 0, 1.0 / (k + vector_rank), 0.0)
         b = np.where(bm25_rank > 0, 1.0 / (k + bm25_rank), 0.0)
         return w * v + (1 - w) * b
-    return w * minmax(cosine) + (1 - w) * minmax(bm25_scores)
+    vector, lexical = minmax(cosine), minmax(bm25_scores)
+    if cross_script is not None:
+        lexical = np.where(cross_script, settings.hybrid_cross_script_weight * vector, lexical)
+    return w * vector + (1 - w) * lexical
+
+
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+
+
+def is_japanese(text: str) -> bool:
+    """Kana and kanji make up a tenth of the letters or more.
+
+    Low enough that "Oncorhynchus ketaを日本語で？" is Japanese, high enough that an English page
+    quoting 我輩は猫である stays English.
+    """
+    head = text[:300]
+    japanese = len(_JAPANESE.findall(head))
+    latin = len(_LATIN.findall(head))
+    return japanese > 0 and japanese / (japanese + latin) >= 0.1
 
 
 def minmax(values: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 
 from rag.cli import main
 from rag.config import Settings, get_settings
-from rag.hybrid import fuse
+from rag.hybrid import fuse, is_japanese
 from rag.indexing import Ingestor
 from rag.retrieval import Searcher
 
@@ -75,6 +75,34 @@ def test_fusion_arithmetic() -> None:
     rrf = Settings(hybrid_vector_weight=0.5, hybrid_fusion="rrf", hybrid_rrf_k=60)
     assert fuse(cosine, bm25, vector_rank, bm25_rank, rrf) == pytest.approx(
         [0.5 / 61, 0.5 / 62 + 0.5 / 61, 0.5 / 63 + 0.5 / 62])
+
+
+def test_cross_script_candidates_are_judged_by_their_vector() -> None:
+    cosine = np.array([0.2, 0.6])  # a same-script keyword match, a cross-script paraphrase
+    bm25 = np.array([8.0, 0.0])
+    ranks = np.array([2, 1]), np.array([1, 0])
+    settings = Settings(hybrid_vector_weight=0.2, hybrid_cross_script_weight=0.9)
+    plain = fuse(cosine, bm25, *ranks, settings)
+    assert plain == pytest.approx([0.8, 0.2])
+    aware = fuse(cosine, bm25, *ranks, settings, cross_script=np.array([False, True]))
+    assert aware == pytest.approx([0.8, 0.2 + 0.8 * 0.9])
+
+
+def test_is_japanese() -> None:
+    assert is_japanese("埋め込みとは何ですか？")
+    assert is_japanese("BM25 と cosine similarity の違いは、キーワードの一致です。")
+    assert is_japanese("Oncorhynchus ketaを日本語で？")
+    assert not is_japanese("What is an embedding?")
+    assert not is_japanese("Tokenizers split 我輩は猫である into several byte-level tokens, as the "
+                           "debug panel's token chips show for any text you type.")
+    assert not is_japanese("1234 !!")
+
+
+def test_english_question_finds_a_japanese_answer_in_hybrid(ingested: Path) -> None:
+    # "What is" matches English chunks by keyword; the Japanese answer can only win on meaning.
+    top = Searcher(get_settings()).search("What is sushi made of?", k=1, mode="hybrid").hits[0]
+    assert top.source == "ja/sushi_eucjp.txt"
+    assert top.bm25_score == 0.0
 
 
 @pytest.mark.parametrize("mode", ["bm25", "hybrid"])

@@ -91,7 +91,7 @@ def test_vectors_shown_are_those_stored_in_chroma(corpus: Path, local_model, cap
         row = vectors.row(id_)
         emb = np.asarray(emb)
         assert np.allclose(vectors.matrix[row], emb / np.linalg.norm(emb), atol=1e-6)
-    result = searcher.search("猫の名前", k=3)
+    result = searcher.search("猫の名前", k=3, mode="vector")  # compared with exact nearest below
     for hit in result.hits:
         (emb,) = searcher.collection.get(ids=[hit.id], include=["embeddings"])["embeddings"]
         assert np.allclose(inspect.hit_vector(hit, vectors), emb, atol=1e-7)
@@ -122,7 +122,7 @@ def test_why_hit_puts_every_number_side_by_side(corpus: Path, local_model) -> No
     ingest(corpus)
     searcher, vectors = loaded()
     assert inspect.collection_metric(searcher.collection) == "cosine"
-    result = searcher.search("cosine distance", k=2)
+    result = searcher.search("cosine distance", k=2, mode="vector")  # a hit with a Chroma distance
     hit = result.hits[0]
     why = inspect.why_hit(result.query_vector, hit.vector, hit.distance,
                           metric=inspect.collection_metric(searcher.collection))

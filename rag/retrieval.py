@@ -9,8 +9,9 @@ everywhere. Keyword and hybrid ranking live in `rag.hybrid`; answering lives in 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from langchain_core.documents import Document
@@ -22,6 +23,8 @@ from rag.errors import EmptyStoreError
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import BaseRetriever
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -94,7 +97,22 @@ class Searcher:
         self.collection = store.collection(settings, self.info)
 
     def count(self) -> int:
-        return self.collection.count()
+        return self._reopening(lambda: self.collection.count())
+
+    def _reopening(self, fn: Callable[[], T]) -> T:
+        """Run `fn`; if our collection was deleted meanwhile (`rag reset` from another process,
+        then a new ingest), open the collection of that name again and retry once.
+
+        A long-lived process such as the app keeps its Searcher; Chroma handles point at a
+        collection's id, which a reset retires.
+        """
+        from chromadb.errors import NotFoundError
+
+        try:
+            return fn()
+        except NotFoundError:
+            self.collection = store.collection(self.settings, self.info)
+            return fn()
 
     def search(
         self,
@@ -113,16 +131,8 @@ class Searcher:
         query_vector = self.embeddings.embed_query(query)
         embedded = time.perf_counter()
         where = {"source": {"$in": sources}} if sources else None
-        if mode == "vector":
-            hits = self.vector_hits(query_vector, k * 4 if mmr else k, where)
-        else:
-            from rag.hybrid import hybrid_hits
-
-            hits = hybrid_hits(self, query, query_vector, k * 4 if mmr else k, mode, where)
-        if not hits:
-            # count() scans the collection (about 5 ms at 100k chunks, as long as the query
-            # itself), so it is asked only to explain an empty result.
-            self._require_chunks()
+        hits = self._reopening(lambda: self._candidates(query, query_vector, k * 4 if mmr else k,
+                                                        mode, where))
         if mmr:
             hits = _mmr(query_vector, hits, k)
         if threshold is not None:
@@ -134,6 +144,22 @@ class Searcher:
             "search_ms": (time.perf_counter() - embedded) * 1000,
         }
         return SearchResult(query, query_vector, hits[:k], mode, self.info, timings)
+
+    def _candidates(
+        self, query: str, query_vector: list[float], n: int, mode: RetrievalModeName,
+        where: dict[str, Any] | None,
+    ) -> list[Hit]:
+        if mode == "vector":
+            hits = self.vector_hits(query_vector, n, where)
+        else:
+            from rag.hybrid import hybrid_hits
+
+            hits = hybrid_hits(self, query, query_vector, n, mode, where)
+        if not hits:
+            # count() scans the collection (about 5 ms at 100k chunks, as long as the query
+            # itself), so it is asked only to explain an empty result.
+            self._require_chunks()
+        return hits
 
     def _require_chunks(self) -> None:
         if self.collection.count() == 0:

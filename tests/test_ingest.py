@@ -196,3 +196,19 @@ def test_searcher_as_a_langchain_retriever(corpus: Path, local_model) -> None:
     assert [d.metadata["rank"] for d in docs] == [1, 2]
     assert docs[0].metadata["source"] == "ja/neko_sjis.txt"
     assert docs[0].metadata["score"] >= docs[1].metadata["score"]
+
+
+def test_a_long_lived_searcher_survives_a_reset(corpus: Path, local_model) -> None:
+    """The app keeps its Searcher; a reset retires the collection id it holds."""
+    from rag.errors import EmptyStoreError
+    from rag.indexing import reset
+
+    ingest([corpus])
+    searcher = Searcher(get_settings())
+    assert searcher.search("猫", k=1, mode="vector").hits
+    reset(get_settings())
+    with pytest.raises(EmptyStoreError, match="rag ingest"):
+        searcher.search("猫", k=1, mode="vector")
+    assert searcher.count() == 0
+    ingest([corpus])
+    assert searcher.search("猫の名前", k=1, mode="vector").hits[0].source == "ja/neko_sjis.txt"

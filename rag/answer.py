@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rag.config import RetrievalModeName, Settings
+from rag.lang import lang_of
 from rag.llm import ChatLLM, LLMInfo, Piece, answer_messages, resolve_llm
 from rag.retrieval import Hit, Searcher, SearchResult
 
@@ -28,7 +29,6 @@ RELATIVE_FLOOR = 0.85
 MIN_SENTENCE_CHARS = 6
 SHORT_LINE_CHARS = 20
 
-_JA = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 _SENTENCE_END = re.compile(r"(?<=[。！？])|(?<=[.!?])(?=\s)|\n+")
 _STOPS = "。！？.!?"
 _HEADING_MARKS = ("#", "|", "```", "■", "□", "●", "◆", "◇", "【", "===", "---")
@@ -92,11 +92,6 @@ class Answer:
             "llm": self.llm,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
-
-
-def lang_of(text: str) -> Literal["ja", "en"]:
-    """Japanese when the text has any kana or kanji, else English."""
-    return "ja" if _JA.search(text) else "en"
 
 
 def parse_citations(text: str, valid: Sequence[int] | None = None) -> list[int]:

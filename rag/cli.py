@@ -190,7 +190,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("ask")
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.answer import EXTRACTIVE_LABEL, Answer, Answerer, lang_of
+    from rag.answer import EXTRACTIVE_LABEL, Answer, Answerer
+    from rag.lang import lang_of
 
     answerer = Answerer(settings)
     info, lang = answerer.info, lang_of(args.question)

@@ -12,13 +12,13 @@ lives in `rag.retrieval`, the BM25 index in `rag.bm25`.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag import bm25
 from rag.config import Settings
+from rag.lang import is_japanese
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -54,13 +54,14 @@ def hybrid_hits(
     candidates = candidate_pool(searcher, index, scores, query_vector, pool, allowed, where)
     if not candidates:
         return []
+    query_is_japanese = is_japanese(query)
     fused = fuse(
         np.array([h.score for h in candidates]),
         np.array([h.bm25_score for h in candidates]),
         np.array([h.vector_rank or 0 for h in candidates]),
         np.array([h.bm25_rank or 0 for h in candidates]),
         settings,
-        cross_script=np.array([is_japanese(h.text) != is_japanese(query) for h in candidates]),
+        cross_script=np.array([is_japanese(h.text) != query_is_japanese for h in candidates]),
     )
     for hit, value in zip(candidates, fused, strict=True):
         hit.fused_score = float(value)
@@ -124,22 +125,6 @@ def fuse(
     if cross_script is not None:
         lexical = np.where(cross_script, settings.hybrid_cross_script_weight * vector, lexical)
     return w * vector + (1 - w) * lexical
-
-
-_JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
-_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
-
-
-def is_japanese(text: str) -> bool:
-    """Kana and kanji make up a tenth of the letters or more.
-
-    Low enough that "Oncorhynchus ketaを日本語で？" is Japanese, high enough that an English page
-    quoting 我輩は猫である stays English.
-    """
-    head = text[:300]
-    japanese = len(_JAPANESE.findall(head))
-    latin = len(_LATIN.findall(head))
-    return japanese > 0 and japanese / (japanese + latin) >= 0.1
 
 
 def minmax(values: np.ndarray) -> np.ndarray:

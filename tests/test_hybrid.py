@@ -10,8 +10,9 @@ import pytest
 
 from rag.cli import main
 from rag.config import Settings, get_settings
-from rag.hybrid import fuse, is_japanese
+from rag.hybrid import fuse
 from rag.indexing import Ingestor
+from rag.lang import is_japanese
 from rag.retrieval import Searcher
 
 

@@ -6,7 +6,7 @@ particular question use that question's language (`lang_of`). No Streamlit impor
 
 from __future__ import annotations
 
-from rag.answer import lang_of
+from rag.lang import lang_of
 
 __all__ = ["lang_of", "t", "both"]
 

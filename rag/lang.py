@@ -1,0 +1,31 @@
+"""Which language a text is in, the two ways the product needs to ask.
+
+`lang_of` picks the language to talk back in (any kana or kanji means Japanese, as a user who
+types one kanji expects); `is_japanese` asks whether a text is mostly Japanese, which is what
+decides whether BM25 can match it at all. One character class serves both.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+
+
+def lang_of(text: str) -> Literal["ja", "en"]:
+    """Japanese when the text has any kana or kanji, else English."""
+    return "ja" if _JAPANESE.search(text) else "en"
+
+
+def is_japanese(text: str) -> bool:
+    """Kana and kanji make up a tenth of the letters or more.
+
+    Low enough that "Oncorhynchus ketaを日本語で？" is Japanese, high enough that an English page
+    quoting 我輩は猫である stays English.
+    """
+    head = text[:300]
+    japanese = len(_JAPANESE.findall(head))
+    latin = len(_LATIN.findall(head))
+    return japanese > 0 and japanese / (japanese + latin) >= 0.1

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from rag import store
 from rag.config import RetrievalModeName, Settings
 from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import EmptyStoreError, LoadError
@@ -207,14 +208,14 @@ class EvalInfo(EmbeddingInfo):
 
 
 def eval_info(info: EmbeddingInfo, digest: str) -> EvalInfo:
-    name = re.sub(r"[^a-zA-Z0-9._-]", "-", f"eval_{digest}_{info.model}_{info.dims}")[:200]
+    name = re.sub(r"[^a-zA-Z0-9._-]", "-", f"{store.EVAL_PREFIX}{digest}_{info.model}_{info.dims}")[:200]
     return EvalInfo(info.provider, info.model, info.dims, info.reason, name)
 
 
 def ensure_collection(settings: Settings, info: EvalInfo, dataset: Dataset,
                       progress: ProgressFn | None = None) -> int:
     """Write the paragraphs not yet in the eval collection (all of them the first time)."""
-    from rag import bm25, store
+    from rag import bm25
 
     coll = store.collection(settings, info)
     ids = [f"p{i}" for i in range(len(dataset.documents))]

@@ -310,10 +310,7 @@ def reset(settings: Settings) -> list[str]:
 
     with ingest_lock(settings.data_dir):
         chroma = store.client(settings)
-        names = sorted(
-            name for name in (c if isinstance(c, str) else c.name for c in chroma.list_collections())
-            if name.startswith((store.PREFIX, "eval_"))
-        )
+        names = store.collection_names(settings, (store.PREFIX, store.EVAL_PREFIX))
         for name in names:
             chroma.delete_collection(name)
         shutil.rmtree(settings.data_dir / "bm25", ignore_errors=True)

@@ -250,14 +250,3 @@ class Manifest:
                 [self.namespace],
             )
         return self.version()
-
-    def clear(self) -> None:
-        """Forget every file and record of this collection (the store is cleared separately)."""
-        with self._db.tx() as db:
-            for table in ("files", "records"):
-                db.execute(f"DELETE FROM {table} WHERE namespace=?", [self.namespace])
-            db.execute(
-                "INSERT INTO versions VALUES (?, 1) ON CONFLICT (namespace) "
-                "DO UPDATE SET version = version + 1",
-                [self.namespace],
-            )

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
 PREFIX = "rag_"
+EVAL_PREFIX = "eval_"
+"""`rag eval` keeps each QA set's paragraphs in a collection of its own, named with this prefix."""
 
 
 def client(settings: Settings) -> ClientAPI:
@@ -147,13 +149,17 @@ class CollectionStats:
                 "dims": self.dims, "count": self.count}
 
 
+def collection_names(settings: Settings, prefixes: tuple[str, ...]) -> list[str]:
+    """Names of the store's collections starting with one of `prefixes`, sorted."""
+    listed = client(settings).list_collections()
+    return sorted(n for n in (c if isinstance(c, str) else c.name for c in listed) if n.startswith(prefixes))
+
+
 def list_collections(settings: Settings) -> list[CollectionStats]:
     """Every collection this tool made, with its model and size."""
     chroma = client(settings)
     stats = []
-    for name in sorted(c if isinstance(c, str) else c.name for c in chroma.list_collections()):
-        if not name.startswith(PREFIX):
-            continue
+    for name in collection_names(settings, (PREFIX,)):
         coll = chroma.get_collection(name)
         meta = coll.metadata or {}
         dims = meta.get("dims")

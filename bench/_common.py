@@ -39,7 +39,7 @@ _SWAPS = [
 
 def _source_texts() -> list[tuple[str, str]]:
     """(relative name, visible text) of every corpus file, read through our own loaders."""
-    from rag.loaders import FoundFile, discover, load
+    from rag.ingest.loaders import FoundFile, discover, load
 
     out = []
     for item in discover([DOCS]):
@@ -87,8 +87,8 @@ def make_corpus(dest: Path, copies: int, seed: int = 7) -> Path:
 
 def chunk_corpus(root: Path, chunk_size: int = 300, overlap: int = 50) -> list[Any]:
     """The chunks our pipeline makes of `root` (same loaders, same splitter, same metadata)."""
-    from rag.chunking import split_documents
-    from rag.loaders import FoundFile, discover, load
+    from rag.ingest.chunking import split_documents
+    from rag.ingest.loaders import FoundFile, discover, load
 
     chunks = []
     for item in discover([root]):

@@ -40,9 +40,9 @@ def main() -> int:
     os.environ["RAG_DATA_DIR"] = tmp
     os.environ["RAG_ANSWER_MODE"] = "extractive"
 
-    from rag.answer import Answerer
+    from rag.answer.answerer import Answerer
     from rag.config import get_settings
-    from rag.indexing import Ingestor
+    from rag.ingest.pipeline import Ingestor
 
     settings = get_settings()
     started = time.perf_counter()

@@ -2,7 +2,7 @@
 
 Chunks are ~400-character mixes of real sentences from `docs_corpus/` (Japanese and English,
 seeded), so the vocabulary and term statistics look like the bundled corpus at a larger size.
-Measures `rag.bm25` directly (no Chroma): tokenizing throughput, weight build, .npz save/load,
+Measures `rag.retrieve.bm25` directly (no Chroma): tokenizing throughput, weight build, .npz save/load,
 a refresh that keeps 99% of the chunks, query latency, and peak RSS.
 
     .venv/bin/python bench/bm25_scale.py --chunks 100000
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     args = parser.parse_args()
 
-    from rag.bm25 import BM25Index, TermCounts
+    from rag.retrieve.bm25 import BM25Index, TermCounts
 
     texts = chunks(args.chunks)
     ids = [f"c{i}" for i in range(len(texts))]

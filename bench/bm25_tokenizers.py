@@ -1,6 +1,6 @@
 """BM25 tokenizer comparison on the SQuAD-format dev sets: quality and tokenizing speed.
 
-Builds `rag.bm25.BM25Index` over each set's paragraphs (documents as `rag.evaluate` writes them)
+Builds `rag.retrieve.bm25.BM25Index` over each set's paragraphs (documents as `rag.evaluate` writes them)
 with several tokenizers and scores a seeded sample of questions (the same sample `rag eval
 --max-questions N --seed S` draws). Morphological analyzers are optional: Janome and SudachiPy
 (with sudachidict_core) are used when importable, e.g. after
@@ -33,7 +33,7 @@ def words(text: str) -> list[str]:
 
 def per_script_bigrams(text: str) -> list[str]:
     """Bigrams only inside kanji/kana stretches, words elsewhere, no unigrams (a first version)."""
-    from rag.bm25 import _IS_CJK, _RUN, _SPLIT
+    from rag.retrieve.bm25 import _IS_CJK, _RUN, _SPLIT
 
     out: list[str] = []
     for run in _RUN.findall(_nfkc(text)):
@@ -46,7 +46,7 @@ def per_script_bigrams(text: str) -> list[str]:
 
 
 def with_kana_unigrams(text: str) -> list[str]:
-    from rag.bm25 import _IS_CJK, _KANJI, tokenize
+    from rag.retrieve.bm25 import _IS_CJK, _KANJI, tokenize
 
     return tokenize(text) + [c for c in _nfkc(text) if _IS_CJK.match(c) and not _KANJI.match(c)]
 
@@ -66,7 +66,7 @@ def _s_stem(word: str) -> str:
 
 
 def stemmed(text: str) -> list[str]:
-    from rag.bm25 import tokenize
+    from rag.retrieve.bm25 import tokenize
 
     return [_s_stem(t) for t in tokenize(text)]
 
@@ -120,17 +120,17 @@ def main() -> None:
     if args.extra_path:
         sys.path.append(args.extra_path)
 
-    from rag.bm25 import BM25Index, TermCounts, tokenize
     from rag.evaluate import load, sample
+    from rag.retrieve.bm25 import BM25Index, TermCounts, tokenize
 
     dataset = load(args.file)
     questions = sample(dataset.questions, args.max_questions, args.seed)
     ids = [s for s, _ in dataset.documents]
     texts = [t for _, t in dataset.documents]
     candidates: dict[str, Callable[[str], list[str]]] = {
-        "rag.bm25.tokenize (run bigrams+kanji+words)": tokenize,
+        "rag.retrieve.bm25.tokenize (run bigrams+kanji+words)": tokenize,
         "per-script bigrams + words": per_script_bigrams,
-        "rag.bm25.tokenize + kana unigrams": with_kana_unigrams,
+        "rag.retrieve.bm25.tokenize + kana unigrams": with_kana_unigrams,
         "bigrams over all text": all_char_bigrams,
         "words only": words,
         "tokenize + plural stemming": stemmed,

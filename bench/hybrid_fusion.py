@@ -1,6 +1,6 @@
 """Fusion methods for hybrid retrieval, compared on the SQuAD-format dev sets.
 
-For each question, `rag.hybrid.candidate_pool` collects the candidate pool once (the union of
+For each question, `rag.retrieve.hybrid.candidate_pool` collects the candidate pool once (the union of
 the top `--candidates` of each index, every candidate with its cosine, its BM25 score and ranks);
 the methods below then re-rank that same pool, so they differ only in how they fuse. Prints
 R@1, R@5, MRR@10 per method and weight, beside vector and BM25 alone. Uses the eval collection
@@ -58,12 +58,12 @@ def methods(weights: list[float]) -> dict[str, Fusion]:
 
 def pools(path: Path, data_dir: Path, max_questions: int | None, seed: int, candidates: int):
     """(gold index in pool or -1, cos, bm25, vector rank, bm25 rank) per sampled question."""
-    from rag import bm25
     from rag.config import Settings
     from rag.embeddings import resolve
     from rag.evaluate import ensure_collection, eval_info, load, sample
-    from rag.hybrid import candidate_pool
-    from rag.retrieval import Searcher
+    from rag.retrieve import bm25
+    from rag.retrieve.hybrid import candidate_pool
+    from rag.retrieve.searcher import Searcher
 
     settings = Settings(data_dir=data_dir, hybrid_candidates=candidates)
     dataset = load(path)

@@ -3,7 +3,7 @@
 For each provider (`local`: the bundled USE model; `openai`: the real OpenAI client against a fake
 server on 127.0.0.1 that waits a fixed 300 ms per request), in the same process and interleaved:
 
-  pipeline   `rag.indexing.Ingestor` into a fresh data dir (fresh embedding cache: no cheating)
+  pipeline   `rag.ingest.pipeline.Ingestor` into a fresh data dir (fresh embedding cache: no cheating)
   naive      `Chroma.from_documents(chunks, embedding=<the provider's plain Embeddings>)`, same chunks
   embedder   the provider alone on the same chunk texts: the floor for a first ingest
   write      the same vectors, precomputed, added to a fresh collection: the store's floor
@@ -44,7 +44,7 @@ TARGETS = {"local_vs_floor": 0.85, "local_vs_naive": 1.0, "openai_vs_naive": 3.0
 
 def _pipeline(corpus: Path, data_dir: Path, env: dict[str, str | None], n: int) -> tuple[float, float]:
     """First ingest and unchanged re-ingest through our pipeline; seconds for each."""
-    from rag.indexing import Ingestor
+    from rag.ingest.pipeline import Ingestor
 
     settings = use_settings(data_dir, **env)
     started = time.perf_counter()
@@ -120,7 +120,7 @@ def run_provider(name: str, corpus: Path, chunks: list[Any], work: Path, repeats
     vectors: list[list[float]] = []
     # warm up once, untimed: imports, Chroma's first open, the HTTP connection pools
     sample = corpus / "v00" / "en"
-    from rag.indexing import Ingestor
+    from rag.ingest.pipeline import Ingestor
 
     Ingestor(use_settings(work / f"warm-{name}", **env)).ingest([sample])
     _naive_docs(chunk_corpus(sample), naive_emb, work / f"warm-naive-{name}")

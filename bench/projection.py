@@ -16,7 +16,7 @@ import uuid
 
 import numpy as np
 
-from rag import inspect
+from rag.lens import vectors as inspect
 
 
 def clustered(n: int, dims: int, topics: int = 40, spread: float = 0.6, seed: int = 0) -> np.ndarray:
@@ -49,9 +49,9 @@ def main() -> None:
 
     inspect.project(m[:50], "pca", 2)  # warm up BLAS threads
     ours = timed(lambda: inspect.project(m, "pca", 2), repeat=3)
-    print(f"PCA 2-D (rag.inspect, numpy randomized SVD): {ours:.3f} s")
+    print(f"PCA 2-D (rag.lens.vectors, numpy randomized SVD): {ours:.3f} s")
     ours3 = timed(lambda: inspect.project(m, "pca", 3), repeat=3)
-    print(f"PCA 3-D (rag.inspect):                       {ours3:.3f} s")
+    print(f"PCA 3-D (rag.lens.vectors):                       {ours3:.3f} s")
 
     from sklearn.decomposition import PCA
 

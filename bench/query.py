@@ -100,7 +100,7 @@ def searcher_with_ef(settings: Any, info: Any, ef: int) -> Any:
     from chromadb.api.client import SharedSystemClient
 
     from rag import store
-    from rag.retrieval import Searcher
+    from rag.retrieve.searcher import Searcher
 
     coll = store.collection(settings, info)
     if (coll.configuration.get("hnsw") or {}).get("ef_search") != ef:

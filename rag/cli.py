@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
 @command("ingest")
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.indexing import Ingestor
+    from rag.ingest.pipeline import Ingestor
     from rag.progress import terminal_progress
 
     ingestor = Ingestor(settings)
@@ -168,7 +168,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("search")
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.retrieval import Searcher
+    from rag.retrieve.searcher import Searcher
 
     result = Searcher(settings).search(
         args.query, k=args.k, mode=args.mode, mmr=args.mmr, threshold=args.threshold,
@@ -190,7 +190,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("ask")
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.answer import EXTRACTIVE_LABEL, Answer, Answerer
+    from rag.answer.answerer import EXTRACTIVE_LABEL, Answer, Answerer
     from rag.lang import lang_of
 
     answerer = Answerer(settings)
@@ -221,7 +221,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("embed")
 def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.inspect import embed_report
+    from rag.lens.vectors import embed_report
 
     data = embed_report(args.text, settings)
     if args.json:
@@ -241,8 +241,9 @@ def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("map")
 def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
-    from rag import inspect, plots
-    from rag.retrieval import Searcher
+    from rag.lens import plots
+    from rag.lens import vectors as inspect
+    from rag.retrieve.searcher import Searcher
 
     if args.max_points < 1:
         say("--max-points must be at least 1")
@@ -341,7 +342,7 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("delete")
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.indexing import Ingestor
+    from rag.ingest.pipeline import Ingestor
 
     deleted = Ingestor(settings).delete_source(args.source)
     if args.json:
@@ -353,7 +354,7 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("reset")
 def cmd_reset(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.indexing import reset
+    from rag.ingest.pipeline import reset
 
     if not args.yes:
         say("refusing to delete everything without --yes")

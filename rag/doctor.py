@@ -79,7 +79,7 @@ def _embedding(settings: Settings, report: Diagnosis) -> Any:
 
 
 def _llm(settings: Settings, report: Diagnosis) -> None:
-    from rag.llm import resolve_llm
+    from rag.answer.llm import resolve_llm
 
     try:
         llm = resolve_llm(settings)
@@ -154,7 +154,7 @@ def _store(settings: Settings, report: Diagnosis, info: Any) -> None:
 
 def _records_match(settings: Settings, info: Any, count: int) -> Check:
     """The record manager and the collection should list the same chunks."""
-    from rag.records import SQLiteRecordManager, StateDB
+    from rag.state import SQLiteRecordManager, StateDB
 
     if not settings.state_db.exists():
         return Check("records", False, f"the collection has {count} chunks but {settings.state_db} "
@@ -222,7 +222,7 @@ def _quick(settings: Settings) -> Settings:
 def _openai_client(settings: Settings) -> Any:
     import openai
 
-    from rag.llm import KEYLESS_PLACEHOLDER
+    from rag.answer.llm import KEYLESS_PLACEHOLDER
 
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else KEYLESS_PLACEHOLDER
     return openai.OpenAI(api_key=key, base_url=settings.openai_base_url,

@@ -215,7 +215,7 @@ def eval_info(info: EmbeddingInfo, digest: str) -> EvalInfo:
 def ensure_collection(settings: Settings, info: EvalInfo, dataset: Dataset,
                       progress: ProgressFn | None = None) -> int:
     """Write the paragraphs not yet in the eval collection (all of them the first time)."""
-    from rag import bm25
+    from rag.retrieve import bm25
 
     coll = store.collection(settings, info)
     ids = [f"p{i}" for i in range(len(dataset.documents))]
@@ -263,7 +263,7 @@ def evaluate(
     seed: int = 0,
     progress: ProgressFn | None = None,
 ) -> EvalReport:
-    from rag.retrieval import Searcher
+    from rag.retrieve.searcher import Searcher
 
     mode = mode or settings.retrieval_mode
     dataset = load(path)

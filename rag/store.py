@@ -2,7 +2,7 @@
 
 One collection per embedding model and size (its name says which), in cosine space, with its
 model recorded in the collection's metadata and checked on every open, so 512-dim vectors never
-land beside 1,536-dim ones. Indexing and search logic live in `rag.indexing` and `rag.retrieval`.
+land beside 1,536-dim ones. Indexing and search logic live in `rag.ingest.pipeline` and `rag.retrieve.searcher`.
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ def store_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv("CHROMA_PORT", str(port))
         get_settings.cache_clear()
         # a shared server outlives the test: give each test its own collections
-        from rag.indexing import reset
+        from rag.ingest.pipeline import reset
 
         reset(get_settings())
     return request.param

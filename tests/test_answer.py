@@ -8,12 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import NO_ANSWER, Answer, Answerer, TokenLogprob, parse_citations, split_sentences
+from rag.answer.answerer import (
+    NO_ANSWER,
+    Answer,
+    Answerer,
+    TokenLogprob,
+    parse_citations,
+    split_sentences,
+)
+from rag.answer.llm import SYSTEM_PROMPT, resolve_llm
 from rag.cli import main
 from rag.config import get_settings
 from rag.errors import ConfigError, EmptyStoreError, ProviderError
-from rag.indexing import Ingestor
-from rag.llm import SYSTEM_PROMPT, resolve_llm
+from rag.ingest.pipeline import Ingestor
 from tests.fake_openai import FakeOpenAI, pieces
 
 INJECTION = (

@@ -8,9 +8,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from rag.config import get_settings
-from rag.indexing import Ingestor
+from rag.ingest.pipeline import Ingestor
+from rag.ingest.uploads import ingest_uploads, sanitize_name, save_uploads
 from rag.ui.chat import DEBUG_LABEL
-from rag.uploads import ingest_uploads, sanitize_name, save_uploads
 from tests.conftest import REPO
 from tests.fake_openai import FakeOpenAI
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import bm25, store
-from rag.bm25 import BM25Index, TermCounts, tokenize
+from rag import store
 from rag.config import get_settings
-from rag.indexing import Ingestor
-from rag.records import Manifest, StateDB
+from rag.ingest.pipeline import Ingestor
+from rag.retrieve import bm25
+from rag.retrieve.bm25 import BM25Index, TermCounts, tokenize
+from rag.state import Manifest, StateDB
 
 
 def test_japanese_becomes_bigrams_plus_single_kanji() -> None:
@@ -97,7 +98,7 @@ def test_counts_survive_a_merge() -> None:
 
 
 def _bm25_sources(query: str, n: int = 3) -> list[str]:
-    from rag.retrieval import Searcher
+    from rag.retrieve.searcher import Searcher
 
     return [h.source for h in Searcher(get_settings()).search(query, k=n, mode="bm25").hits]
 
@@ -115,7 +116,7 @@ def test_index_follows_ingest_add_and_prune(corpus: Path, local_model, caplog) -
     new_file = corpus / "rare.md"
     new_file.write_text("# Flux\n\nThe quokkafrobnicator ships with the app.\n", encoding="utf-8")
     ingestor.ingest([corpus])
-    with caplog.at_level(logging.INFO, logger="rag.bm25"):
+    with caplog.at_level(logging.INFO, logger="rag.retrieve.bm25"):
         assert _bm25_sources("quokkafrobnicator") == ["rare.md"]
     assert "(1 tokenized)" in caplog.text  # only the new chunk was tokenized again
     second = bm25.index_for(settings, coll)

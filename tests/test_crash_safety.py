@@ -162,11 +162,11 @@ def test_second_ingest_on_the_same_data_dir_refuses(tmp_path: Path) -> None:
 def test_lock_is_released_when_the_holder_dies(tmp_path: Path) -> None:
     """A SIGKILLed ingest leaves no stale lock: the kernel drops flock locks with the process."""
     from rag.errors import BusyError
-    from rag.indexing import ingest_lock
+    from rag.ingest.pipeline import ingest_lock
 
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from rag.indexing import ingest_lock\n"
+         "import sys, time; from pathlib import Path; from rag.ingest.pipeline import ingest_lock\n"
          "with ingest_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)",
          str(tmp_path / "data")],
         stdout=subprocess.PIPE, text=True)

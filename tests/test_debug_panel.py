@@ -12,9 +12,9 @@ import tiktoken
 from streamlit.testing.v1 import AppTest
 
 from rag import store
-from rag.answer import Answer, Answerer
+from rag.answer.answerer import Answer, Answerer
 from rag.config import get_settings
-from rag.indexing import Ingestor
+from rag.ingest.pipeline import Ingestor
 from rag.tokens import ensure_offline_encoding
 from rag.ui.debug_panel import COMPARE_DEFAULTS, VIEWS
 from tests.fake_openai import FakeOpenAI

@@ -12,7 +12,7 @@ from rag import store
 from rag.cli import main
 from rag.config import get_settings
 from rag.embeddings import resolve
-from rag.indexing import Ingestor, ingest_lock
+from rag.ingest.pipeline import Ingestor, ingest_lock
 from tests.conftest import free_port
 from tests.fake_openai import FakeOpenAI
 

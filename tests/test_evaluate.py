@@ -22,7 +22,7 @@ from rag.evaluate import (
     same_source,
     sample,
 )
-from rag.indexing import Ingestor
+from rag.ingest.pipeline import Ingestor
 
 # In BM25 mode the ranks are known by construction:
 #   q0 "apple banana"     -> p1 (apple banana x2) beats its gold p0 (banana only): rank 2

@@ -17,9 +17,9 @@ import pytest
 from rag import store
 from rag.cli import main
 from rag.config import get_settings
-from rag.indexing import Ingestor
-from rag.loaders import decode_text
-from rag.retrieval import Searcher
+from rag.ingest.loaders import decode_text
+from rag.ingest.pipeline import Ingestor
+from rag.retrieve.searcher import Searcher
 
 LATIN1 = "Le café est servi. Une idée naïve, déjà vue à Noël."
 SJIS = "東京の天気は晴れです。明日は雨が降るでしょう。"
@@ -213,7 +213,7 @@ INJECTION = (
 
 
 def test_injected_document_does_not_change_extractive_answers(corpus: Path, local_model) -> None:
-    from rag.answer import Answerer
+    from rag.answer.answerer import Answerer
 
     question = "What does Chroma return for the cosine distance?"
     assert not Ingestor(get_settings()).ingest([corpus]).failed
@@ -227,8 +227,8 @@ def test_injected_document_does_not_change_extractive_answers(corpus: Path, loca
 
 
 def test_llm_prompt_keeps_instructions_in_the_system_message(corpus: Path, openai_env) -> None:
-    from rag.answer import Answerer
-    from rag.llm import SYSTEM_PROMPT
+    from rag.answer.answerer import Answerer
+    from rag.answer.llm import SYSTEM_PROMPT
 
     (corpus / "injection.md").write_text(INJECTION, encoding="utf-8")
     assert not Ingestor(get_settings()).ingest([corpus]).failed

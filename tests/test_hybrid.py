@@ -10,10 +10,10 @@ import pytest
 
 from rag.cli import main
 from rag.config import Settings, get_settings
-from rag.hybrid import fuse
-from rag.indexing import Ingestor
+from rag.ingest.pipeline import Ingestor
 from rag.lang import is_japanese
-from rag.retrieval import Searcher
+from rag.retrieve.hybrid import fuse
+from rag.retrieve.searcher import Searcher
 
 
 @pytest.fixture

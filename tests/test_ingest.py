@@ -10,8 +10,8 @@ import pytest
 from rag import store
 from rag.cli import main
 from rag.config import get_settings
-from rag.indexing import Ingestor
-from rag.retrieval import Searcher
+from rag.ingest.pipeline import Ingestor
+from rag.retrieve.searcher import Searcher
 from tests.conftest import NEKO
 
 
@@ -201,7 +201,7 @@ def test_searcher_as_a_langchain_retriever(corpus: Path, local_model) -> None:
 def test_a_long_lived_searcher_survives_a_reset(corpus: Path, local_model) -> None:
     """The app keeps its Searcher; a reset retires the collection id it holds."""
     from rag.errors import EmptyStoreError
-    from rag.indexing import reset
+    from rag.ingest.pipeline import reset
 
     ingest([corpus])
     searcher = Searcher(get_settings())

@@ -18,9 +18,9 @@ from rag.cli import main
 from rag.config import get_settings
 from rag.embeddings import EmbeddingInfo, resolve
 from rag.errors import DimensionMismatchError
-from rag.indexing import Ingestor
-from rag.records import Manifest, StateDB
-from rag.retrieval import Searcher
+from rag.ingest.pipeline import Ingestor
+from rag.retrieve.searcher import Searcher
+from rag.state import Manifest, StateDB
 from tests.conftest import free_port
 from tests.fake_openai import FakeOpenAI
 

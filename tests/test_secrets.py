@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from rag.answer.llm import ChatLLM, resolve_llm
 from rag.cli import main
 from rag.config import get_settings
 from rag.embeddings import get_embeddings, resolve
-from rag.llm import ChatLLM, resolve_llm
 from tests.conftest import REPO, free_port
 from tests.fake_openai import FakeOpenAI
 

@@ -13,7 +13,13 @@ import pytest
 from rag import store
 from rag.config import get_settings
 from rag.embeddings import resolve
-from rag.uploads import MAX_NAME_CHARS, ingest_uploads, sanitize_name, save_uploads, uploads_dir
+from rag.ingest.uploads import (
+    MAX_NAME_CHARS,
+    ingest_uploads,
+    sanitize_name,
+    save_uploads,
+    uploads_dir,
+)
 
 HOSTILE_NAMES = {
     "../../etc/passwd.txt": "passwd.txt",

@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from rag.answer import EXTRACTIVE_LABEL, Answer
+from rag.answer.answerer import EXTRACTIVE_LABEL, Answer
 from rag.config import Settings
 from rag.errors import RagError
 from rag.ui import state

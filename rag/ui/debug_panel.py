@@ -2,8 +2,8 @@
 
 Tokens, Vector, Similarity, Projection, Compare, Why this hit, Next token. The tabs are lazy (only
 the open one runs) and the panel is a fragment (switching tabs or changing a control reruns the
-panel, not the chat), so opening it costs one view at a time. Numbers come from `rag.inspect`,
-figures from `rag.plots`; this module only lays them out. The Compare view is shared with the
+panel, not the chat), so opening it costs one view at a time. Numbers come from `rag.lens.vectors`,
+figures from `rag.lens.plots`; this module only lays them out. The Compare view is shared with the
 Explorer page.
 """
 
@@ -19,17 +19,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from rag import inspect, plots
 from rag.errors import RagError
+from rag.lens import plots
+from rag.lens import vectors as inspect
 from rag.ui import state
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
     from langchain_core.embeddings import Embeddings
 
-    from rag.answer import Answer
+    from rag.answer.answerer import Answer
     from rag.embeddings import EmbeddingInfo
-    from rag.retrieval import Hit
+    from rag.retrieve.searcher import Hit
 
 log = logging.getLogger(__name__)
 

@@ -2,14 +2,15 @@
 
 A person sees how the embedding model arranges their documents (PCA, t-SNE or UMAP, 2-D or 3-D,
 coloured by source), types a query to see where it lands and which chunks are nearest, and
-compares two texts. Numbers come from `rag.inspect`; the widgets are shared with the debug panel.
+compares two texts. Numbers come from `rag.lens.vectors`; the widgets are shared with the debug panel.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from rag import inspect, plots
+from rag.lens import plots
+from rag.lens import vectors as inspect
 from rag.ui import state
 from rag.ui.debug_panel import context_for, projection_controls, render_compare, render_map
 

@@ -17,8 +17,8 @@ from streamlit.delta_generator import DeltaGenerator
 
 from rag.config import RetrievalModeName, Settings, mask_url
 from rag.errors import RagError
-from rag.indexing import IngestProgress, IngestReport
-from rag.loaders import SUPPORTED_SUFFIXES
+from rag.ingest.loaders import SUPPORTED_SUFFIXES
+from rag.ingest.pipeline import IngestProgress, IngestReport
 from rag.ui import state
 from rag.ui.i18n import both
 
@@ -100,7 +100,7 @@ def _render_controls(settings: Settings) -> Controls:
 
 
 def _source_names(settings: Settings) -> list[str]:
-    from rag.records import Manifest, StateDB
+    from rag.state import Manifest, StateDB
 
     searcher = state.get_searcher(settings)
     db = StateDB(settings.state_db)
@@ -117,7 +117,7 @@ def _render_upload(settings: Settings) -> None:
         max_upload_size=max(1, math.ceil(settings.max_file_mb)),
     )
     if files and st.button(both("取り込む", "Ingest"), width="stretch", key="ingest_uploads"):
-        from rag.uploads import ingest_uploads
+        from rag.ingest.uploads import ingest_uploads
 
         bar = st.progress(0.0, text="取り込み中 / Ingesting…")
         try:
@@ -164,7 +164,7 @@ def ensure_corpus(settings: Settings, corpus_dir: Path) -> None:
     st.session_state["corpus_checked"] = True
     if state.get_searcher(settings).count() > 0 or not corpus_dir.is_dir():
         return
-    from rag.indexing import Ingestor
+    from rag.ingest.pipeline import Ingestor
 
     bar = st.progress(0.0, text=f"初回の取り込み / First start: ingesting {corpus_dir.name}/ …")
     try:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from rag.answer import Answer
-from rag.retrieval import Hit
+from rag.answer.answerer import Answer
+from rag.retrieve.searcher import Hit
 from rag.ui.i18n import t
 
 PREVIEW_DIMS = 8

@@ -17,8 +17,8 @@ import streamlit as st
 from rag.config import Settings, get_settings
 
 if TYPE_CHECKING:
-    from rag.answer import Answerer
-    from rag.retrieval import Searcher
+    from rag.answer.answerer import Answerer
+    from rag.retrieve.searcher import Searcher
 
 
 def settings() -> Settings:
@@ -49,13 +49,13 @@ def get_answerer(s: Settings | None = None) -> Answerer:
 
 @st.cache_resource(show_spinner="埋め込みモデルを読み込み中… / Loading the embedding model…")
 def _searcher(key: str, _settings: Settings) -> Searcher:
-    from rag.retrieval import Searcher
+    from rag.retrieve.searcher import Searcher
 
     return Searcher(_settings)
 
 
 @st.cache_resource(show_spinner=False)
 def _answerer(key: str, _settings: Settings) -> Answerer:
-    from rag.answer import Answerer
+    from rag.answer.answerer import Answerer
 
     return Answerer(_settings, searcher=_searcher(key, _settings))

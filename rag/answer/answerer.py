@@ -2,10 +2,10 @@
 
 One interface for the UI and the CLI: `Answerer.stream(...)` yields text pieces as they come and
 then the final `Answer`; `Answerer.answer(...)` returns just the `Answer`. Modes:
-`llm` (a chat model through `rag.llm`, follow-ups rewritten into standalone questions first) and
+`llm` (a chat model through `rag.answer.llm`, follow-ups rewritten into standalone questions first) and
 `extractive` (the retrieved chunks' sentences that best match the question, scored with the same
 embedder, in document order with [n] citations). Retrieved text is only ever data: extractive mode
-never interprets it, and the LLM prompt marks it as such. Retrieval lives in `rag.retrieval`.
+never interprets it, and the LLM prompt marks it as such. Retrieval lives in `rag.retrieve.searcher`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rag.answer.llm import ChatLLM, LLMInfo, Piece, answer_messages, resolve_llm
 from rag.config import RetrievalModeName, Settings
 from rag.lang import lang_of
-from rag.llm import ChatLLM, LLMInfo, Piece, answer_messages, resolve_llm
-from rag.retrieval import Hit, Searcher, SearchResult
+from rag.retrieve.searcher import Hit, Searcher, SearchResult
 
 MAX_SENTENCES = 3
 RELATIVE_FLOOR = 0.85

@@ -25,12 +25,12 @@ from langchain_core.documents import Document
 from langchain_core.indexing import index
 
 from rag import store
-from rag.chunking import split_documents
 from rag.config import Settings
 from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import BusyError, LoadError
-from rag.loaders import FoundFile, Skipped, discover, load
-from rag.records import FileRecord, Manifest, SQLiteRecordManager, StateDB
+from rag.ingest.chunking import split_documents
+from rag.ingest.loaders import FoundFile, Skipped, discover, load
+from rag.state import FileRecord, Manifest, SQLiteRecordManager, StateDB
 
 PIPELINE_VERSION = 1
 ProgressFn = Callable[["IngestProgress"], None]

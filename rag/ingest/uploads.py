@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.config import Settings
-from rag.indexing import Ingestor, IngestReport, ProgressFn
-from rag.loaders import SUPPORTED_SUFFIXES
+from rag.ingest.loaders import SUPPORTED_SUFFIXES
+from rag.ingest.pipeline import Ingestor, IngestReport, ProgressFn
 
 MAX_NAME_CHARS = 120
 _UNSAFE = re.compile(r"[^\w.\-]+")

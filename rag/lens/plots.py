@@ -1,8 +1,8 @@
 """Plotly figures for the debug panel, the Explorer page and `rag map --out`.
 
-Each builder takes the plain data from `rag.inspect` and returns a `plotly.graph_objects.Figure`;
+Each builder takes the plain data from `rag.lens.vectors` and returns a `plotly.graph_objects.Figure`;
 `standalone_html` writes one as a page that works offline (plotly.js embedded, not fetched from a
-CDN). Layout and widgets are the UI's business (`rag.ui`), numbers are `rag.inspect`'s.
+CDN). Layout and widgets are the UI's business (`rag.ui`), numbers are `rag.lens.vectors`'s.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from rag.inspect import MapData, MapPoint, TokenChoice, Why
-    from rag.retrieval import Hit
+    from rag.lens.vectors import MapData, MapPoint, TokenChoice, Why
+    from rag.retrieve.searcher import Hit
 
 QUERY_COLOUR = "#d62728"
 HIT_COLOUR = "#111111"

@@ -8,7 +8,7 @@ are precomputed in a CSC matrix, so a query sums a few columns, whatever the col
 The index is cached on disk under `RAG_DATA_DIR/bm25/` and in memory, keyed by the collection's
 `Manifest` version (bumped by every add, replace, prune and delete); a stale index is rebuilt on
 the next search, re-tokenizing only the chunks it has not seen (chunk ids are content hashes).
-Fusion with vectors lives in `rag.hybrid`; this module knows nothing about embeddings.
+Fusion with vectors lives in `rag.retrieve.hybrid`; this module knows nothing about embeddings.
 """
 
 from __future__ import annotations
@@ -253,20 +253,20 @@ def index_path(settings: Settings, collection_name: str) -> Path:
 
 @lru_cache(maxsize=8)
 def _state(db_path: Path):
-    from rag.records import StateDB
+    from rag.state import StateDB
 
     return StateDB(db_path)
 
 
 def collection_version(settings: Settings, collection_name: str) -> int:
-    from rag.records import Manifest
+    from rag.state import Manifest
 
     return Manifest(collection_name, _state(settings.state_db.absolute())).version()
 
 
 def bump_version(settings: Settings, collection_name: str) -> int:
     """For writers that bypass `Ingestor` (the eval collections): mark the collection changed."""
-    from rag.records import Manifest
+    from rag.state import Manifest
 
     return Manifest(collection_name, _state(settings.state_db.absolute())).bump()
 

@@ -1,6 +1,6 @@
 """A `Searcher` behind LangChain's `BaseRetriever`, so it composes into LangChain chains.
 
-Kept apart from `rag.retrieval` because importing `langchain_core.retrievers` pulls in the tracing
+Kept apart from `rag.retrieve.searcher` because importing `langchain_core.retrievers` pulls in the tracing
 stack (about a quarter of a second) that the CLI and the app's hot path never need.
 """
 

@@ -3,7 +3,7 @@
 Queries go straight to the Chroma collection (one round trip that also returns the stored
 vectors), because the UI shows every hit's vector and the distance Chroma returned. Every hit
 carries its cosine similarity to the query whatever the mode, so scores mean the same thing
-everywhere. Keyword and hybrid ranking live in `rag.hybrid`; answering lives in `rag.answer`.
+everywhere. Keyword and hybrid ranking live in `rag.retrieve.hybrid`; answering lives in `rag.answer.answerer`.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class Searcher:
         if mode == "vector":
             hits = self.vector_hits(query_vector, n, where)
         else:
-            from rag.hybrid import hybrid_hits
+            from rag.retrieve.hybrid import hybrid_hits
 
             hits = hybrid_hits(self, query, query_vector, n, mode, where)
         if not hits:
@@ -191,7 +191,7 @@ class Searcher:
 
     def as_langchain_retriever(self, **search_kwargs: Any) -> BaseRetriever:
         """This searcher as a LangChain `BaseRetriever`, to compose into chains."""
-        from rag.lc_retriever import SearcherRetriever
+        from rag.retrieve.langchain import SearcherRetriever
 
         return SearcherRetriever(searcher=self, search_kwargs=search_kwargs)
 

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import tiktoken
 
-from rag import inspect, store
-from rag.answer import Answerer
+from rag import store
+from rag.answer.answerer import Answerer
 from rag.cli import main
 from rag.config import get_settings
-from rag.indexing import Ingestor
-from rag.retrieval import Searcher
+from rag.ingest.pipeline import Ingestor
+from rag.lens import vectors as inspect
+from rag.retrieve.searcher import Searcher
 from rag.tokens import ensure_offline_encoding
 from tests.fake_openai import FakeOpenAI, pieces
 
@@ -205,7 +206,7 @@ def _fake_vectors(m: np.ndarray, sources: list[str]) -> inspect.CollectionVector
 
 
 def test_build_map_samples_keeps_hits_marks_query_and_caches() -> None:
-    from rag.retrieval import Hit
+    from rag.retrieve.searcher import Hit
 
     m = _clusters(50, 4, 32)
     vectors = _fake_vectors(m, [f"s{i // 50}.md" for i in range(200)])

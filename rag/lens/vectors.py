@@ -4,7 +4,7 @@ Tokens (cl100k_base IDs, with byte-fragment tokens grouped under the character t
 summaries and exports, the similarity of a query to every chunk, 2-D/3-D projections of a
 collection (PCA, t-SNE, UMAP) cached per collection state, the per-dimension contributions behind
 one hit's score, and next-token probabilities from logprobs. Numpy in, dataclasses out: no
-Streamlit and no Plotly here (figures live in `rag.plots`, widgets in `rag.ui`).
+Streamlit and no Plotly here (figures live in `rag.lens.plots`, widgets in `rag.ui`).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from rag.tokens import ENCODING_NAME, Token, encoding, tokenize
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
-    from rag.answer import TokenLogprob
+    from rag.answer.answerer import TokenLogprob
     from rag.config import Settings
     from rag.embeddings import EmbeddingInfo
-    from rag.retrieval import Hit
+    from rag.retrieve.searcher import Hit
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def _recall(cache: OrderedDict, key: tuple[Any, ...]) -> Any:
 
 def collection_key(settings: Settings, info: EmbeddingInfo, coll: Collection) -> tuple[Any, ...]:
     """Changes whenever the collection does: its name, size and the manifest's version counter."""
-    from rag.records import Manifest, StateDB
+    from rag.state import Manifest, StateDB
 
     state = StateDB(settings.state_db)
     try:

@@ -7,7 +7,7 @@ The default fusion is a weighted sum of min-max normalised scores with a small v
 (0.2, tuned for the local model), which on the dev sets beat plain and weighted reciprocal rank
 fusion (figures in the README); RRF stays available as `hybrid_fusion=rrf`.
 Every hit carries its cosine similarity in `score`, whatever ranked it. Vector search alone
-lives in `rag.retrieval`, the BM25 index in `rag.bm25`.
+lives in `rag.retrieve.searcher`, the BM25 index in `rag.retrieve.bm25`.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag import bm25
 from rag.config import Settings
 from rag.lang import is_japanese
+from rag.retrieve import bm25
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
-    from rag.retrieval import Hit, Searcher
+    from rag.retrieve.searcher import Hit, Searcher
 
 
 def hybrid_hits(
@@ -137,7 +137,7 @@ def minmax(values: np.ndarray) -> np.ndarray:
 
 def fetch_hits(collection: Collection, ids: list[str], query_vector: list[float]) -> list[Hit]:
     """Chunks by id, in the given order, with their stored vectors and cosine to the query."""
-    from rag.retrieval import Hit
+    from rag.retrieve.searcher import Hit
 
     if not ids:
         return []

@@ -4,7 +4,7 @@
 and the offline extractive answerer without contacting anything. `ChatLLM` wraps `ChatOpenAI`:
 streams text with per-token logprobs when the server offers them (and quietly drops the logprobs
 request when a server rejects it), rewrites follow-up questions, and turns client errors into
-`ProviderError`s. Retrieval and the extractive answerer live in `rag.retrieval` and `rag.answer`.
+`ProviderError`s. Retrieval and the extractive answerer live in `rag.retrieve.searcher` and `rag.answer.answerer`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
     from langchain_openai import ChatOpenAI
 
-    from rag.retrieval import Hit
+    from rag.retrieve.searcher import Hit
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Hits -> a cited answer: extractive offline, or a chat model given only the numbered sources."""

@@ -1,0 +1,1 @@
+"""Files -> chunks -> store: discovery and loading, chunking, uploads, the idempotent pipeline."""

@@ -39,3 +39,7 @@ class LoadError(RagError):
 
 class EmptyStoreError(RagError):
     """Nothing has been ingested yet into the collection being searched."""
+
+
+class QueryError(RagError):
+    """A question or search option that cannot be used (empty, k out of range)."""

@@ -19,7 +19,7 @@ from langchain_core.documents import Document
 from rag import store
 from rag.config import RetrievalModeName, Settings
 from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
-from rag.errors import EmptyStoreError
+from rag.errors import EmptyStoreError, QueryError
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import BaseRetriever
@@ -125,7 +125,7 @@ class Searcher:
         sources: list[str] | None = None,
     ) -> SearchResult:
         """The best `k` chunks for `query`, best first, with similarity scores and vectors."""
-        k = k or self.settings.top_k
+        k = check_query(query, self.settings.top_k if k is None else k)
         mode = mode or self.settings.retrieval_mode
         started = time.perf_counter()
         query_vector = self.embeddings.embed_query(query)
@@ -194,6 +194,20 @@ class Searcher:
         from rag.retrieve.langchain import SearcherRetriever
 
         return SearcherRetriever(searcher=self, search_kwargs=search_kwargs)
+
+
+MAX_K = 100
+
+
+def check_query(query: str, k: int) -> int:
+    """`k` when the query and k can be searched; a `QueryError` naming the fix otherwise."""
+    from rag.visible import has_visible_text
+
+    if not has_visible_text(query):
+        raise QueryError("The question is empty (no visible characters): type a question.")
+    if not 1 <= k <= MAX_K:
+        raise QueryError(f"k must be between 1 and {MAX_K} (got {k}): pass -k 5, or set RAG_TOP_K.")
+    return k
 
 
 def _mmr(query_vector: list[float], hits: list[Hit], k: int) -> list[Hit]:

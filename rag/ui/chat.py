@@ -22,6 +22,7 @@ from rag.ui.debug_panel import render_debug_panel
 from rag.ui.i18n import both, lang_of, t
 from rag.ui.sidebar import Controls
 from rag.ui.sources import render_sources
+from rag.visible import has_visible_text
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def render_chat(settings: Settings, controls: Controls) -> None:
             else:
                 _render_assistant(msg, i, latest=i == len(history) - 1)
     question = st.chat_input("質問をどうぞ（日本語 / English）", key="question")
-    if question and question.strip():
+    if question and has_visible_text(question):
         _ask(settings, controls, question.strip())
 
 

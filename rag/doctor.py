@@ -54,13 +54,26 @@ class Diagnosis:
 def diagnose(settings: Settings) -> Diagnosis:
     """Run every check; never raises for a problem it can describe."""
     report = Diagnosis(settings=settings.masked())
-    info = _embedding(settings, report)
-    _llm(settings, report)
-    _store(settings, report, info)
-    _ingest_lock(settings, report)
+    info = _guarded("embedding", settings, report, lambda: _embedding(settings, report))
+    _guarded("llm", settings, report, lambda: _llm(settings, report))
+    _guarded("store", settings, report, lambda: _store(settings, report, info))
+    _guarded("ingest lock", settings, report, lambda: _ingest_lock(settings, report))
     if info is not None:
-        _provider(settings, report, info)
+        _guarded("provider", settings, report, lambda: _provider(settings, report, info))
     return report
+
+
+def _guarded(name: str, settings: Settings, report: Diagnosis, check: Any) -> Any:
+    """Run one check; a failure it did not foresee (a damaged state file) becomes a failed check."""
+    from rag.failures import explain
+
+    try:
+        return check()
+    except Exception as exc:
+        error = explain(exc, settings)
+        message = str(error) if error is not None else f"{type(exc).__name__}: {exc}"
+        report.checks.append(Check(name, False, message, _fix_of(error or exc)))
+        return None
 
 
 def _embedding(settings: Settings, report: Diagnosis) -> Any:

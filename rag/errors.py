@@ -43,3 +43,7 @@ class EmptyStoreError(RagError):
 
 class QueryError(RagError):
     """A question or search option that cannot be used (empty, k out of range)."""
+
+
+class StateError(RagError):
+    """The SQLite state file (records, manifest, embedding cache) is damaged or unreadable."""

@@ -16,7 +16,6 @@ import streamlit as st
 
 from rag.answer.answerer import EXTRACTIVE_LABEL, Answer
 from rag.config import Settings
-from rag.errors import RagError
 from rag.ui import state
 from rag.ui.debug_panel import render_debug_panel
 from rag.ui.i18n import both, lang_of, t
@@ -37,17 +36,38 @@ def user_errors(lang: str = "en") -> Iterator[None]:
     """Show failures as `st.error` messages, never as a traceback."""
     try:
         yield
-    except RagError as exc:
-        st.error(str(exc))
     except Exception as exc:
         from pydantic import ValidationError
+
+        from rag.failures import explain
+        from rag.secrets import mask_text
 
         if isinstance(exc, ValidationError):
             st.error("Invalid settings / 設定が不正です: " + "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()))
             return
+        error = explain(exc, _settings_or_none())
+        if error is not None:
+            st.error(mask_text(str(error)))
+            return
         log.exception("unexpected error in the app")
         st.error(t("unexpected", lang, kind=type(exc).__name__))
+
+
+def _settings_or_none() -> Settings | None:
+    try:
+        return state.settings()
+    except Exception:  # the settings themselves are what failed
+        return None
+
+
+def _user_message(exc: Exception, lang: str) -> str:
+    """What the chat history keeps for a failed turn: the fix, masked, or a short note."""
+    from rag.failures import explain
+    from rag.secrets import mask_text
+
+    error = explain(exc, _settings_or_none())
+    return mask_text(str(error)) if error is not None else t("unexpected", lang, kind=type(exc).__name__)
 
 
 def messages() -> list[dict[str, Any]]:
@@ -143,7 +163,7 @@ def _ask(settings: Settings, controls: Controls, question: str) -> None:
                 with st.spinner(t("thinking", lang)):
                     st.write_stream(pieces())
             except Exception as exc:
-                failed.append(str(exc) if isinstance(exc, RagError) else t("unexpected", lang, kind=type(exc).__name__))
+                failed.append(_user_message(exc, lang))
                 raise
         if failed or not final:
             history.append({"role": "assistant", "content": "", "error": failed[0] if failed else "?"})

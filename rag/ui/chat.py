@@ -19,6 +19,7 @@ from rag.config import Settings
 from rag.ui import state
 from rag.ui.debug_panel import render_debug_panel
 from rag.ui.i18n import both, lang_of, t
+from rag.ui.safe_text import literal_markdown
 from rag.ui.sidebar import Controls
 from rag.ui.sources import render_sources
 from rag.visible import has_visible_text
@@ -61,6 +62,16 @@ def _settings_or_none() -> Settings | None:
         return None
 
 
+def _stream_as_text(pieces: Iterator[str]) -> str:
+    """Show an answer as it streams, as text: a quoted link or image never goes live."""
+    box = st.empty()
+    shown = ""
+    for piece in pieces:
+        shown += piece
+        box.markdown(literal_markdown(shown))
+    return shown
+
+
 def _user_message(exc: Exception, lang: str) -> str:
     """What the chat history keeps for a failed turn: the fix, masked, or a short note."""
     from rag.failures import explain
@@ -81,7 +92,7 @@ def render_chat(settings: Settings, controls: Controls) -> None:
     for i, msg in enumerate(history):
         with st.chat_message(msg["role"]):
             if msg["role"] == "user":
-                st.markdown(msg["content"])
+                st.markdown(literal_markdown(msg["content"]))
             else:
                 _render_assistant(msg, i, latest=i == len(history) - 1)
     question = st.chat_input("質問をどうぞ（日本語 / English）", key="question")
@@ -105,10 +116,10 @@ def _render_assistant(msg: dict[str, Any], index: int, *, latest: bool) -> None:
         st.error(msg["error"])
         return
     if answer is None:
-        st.markdown(msg["content"])
+        st.markdown(literal_markdown(msg["content"]))
         return
     _render_caption(answer)
-    st.markdown(answer.text)
+    st.markdown(literal_markdown(answer.text))
     _render_extras(answer, index, latest=latest)
 
 
@@ -119,7 +130,7 @@ def _render_caption(answer: Answer) -> None:
     else:
         st.caption(f"{t('llm_answer', lang)}: `{answer.llm}`")
         if answer.standalone_question != answer.question:
-            st.caption(f"{t('rewritten', lang)}: {answer.standalone_question}")
+            st.caption(f"{t('rewritten', lang)}: {literal_markdown(answer.standalone_question)}")
 
 
 def _render_extras(answer: Answer, index: int, *, latest: bool) -> None:
@@ -138,7 +149,7 @@ def _ask(settings: Settings, controls: Controls, question: str) -> None:
     ][-HISTORY_TURNS:]
     history.append({"role": "user", "content": question})
     with st.chat_message("user"):
-        st.markdown(question)
+        st.markdown(literal_markdown(question))
     with st.chat_message("assistant"):
         final: list[Answer] = []
         failed: list[str] = []
@@ -161,7 +172,7 @@ def _ask(settings: Settings, controls: Controls, question: str) -> None:
                             yield item
 
                 with st.spinner(t("thinking", lang)):
-                    st.write_stream(pieces())
+                    _stream_as_text(pieces())
             except Exception as exc:
                 failed.append(_user_message(exc, lang))
                 raise
@@ -171,5 +182,5 @@ def _ask(settings: Settings, controls: Controls, question: str) -> None:
         answer = final[0]
         history.append({"role": "assistant", "content": answer.text, "answer": answer})
         if answer.standalone_question != answer.question:
-            st.caption(f"{t('rewritten', lang)}: {answer.standalone_question}")
+            st.caption(f"{t('rewritten', lang)}: {literal_markdown(answer.standalone_question)}")
         _render_extras(answer, len(history) - 1, latest=True)

@@ -23,6 +23,7 @@ from rag.errors import RagError
 from rag.lens import plots
 from rag.lens import vectors as inspect
 from rag.ui import state
+from rag.ui.safe_text import literal_markdown
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -149,7 +150,7 @@ def render_tokens(text: str, info: EmbeddingInfo, *, note: bool = True) -> None:
 def _view_tokens(answer: Answer, key: str) -> None:
     text = answer.standalone_question
     if text != answer.question:
-        st.caption(f"検索に使った質問 / question as embedded: {text}")
+        st.caption(f"検索に使った質問 / question as embedded: {literal_markdown(text)}")
     render_tokens(text, answer.search.embedding)
 
 

@@ -1,6 +1,7 @@
 """The Sources section under an answer: file, page, similarity (number and bar), text, vector.
 
-Shows what retrieval returned, cited hits first marked ★. Token-level and projection views are
+Shows what retrieval returned, cited hits first marked ★. Chunk text is shown with `st.text` and
+names as code spans (`rag.ui.safe_text`): a document's links and images never go live. Token-level and projection views are
 the debug panel's job (`rag.ui.debug_panel`).
 """
 
@@ -12,6 +13,7 @@ import streamlit as st
 from rag.answer.answerer import Answer
 from rag.retrieve.searcher import Hit
 from rag.ui.i18n import t
+from rag.ui.safe_text import code_span
 
 PREVIEW_DIMS = 8
 
@@ -41,7 +43,7 @@ def _render_hit(hit: Hit, cited: bool, lang: str) -> None:
     mark = "★ " if cited else ""
     page = f" · {t('page', lang)} {hit.page}" if hit.page is not None else ""
     left, right = st.columns([3, 2])
-    left.markdown(f"**{mark}[{hit.rank}] `{hit.source}`**{page}")
+    left.markdown(f"**{mark}[{hit.rank}] {code_span(hit.source)}**{page}")
     right.progress(
         max(0.0, min(1.0, hit.score)), text=f"{t('score', lang)} {hit.score:.3f}"
     )

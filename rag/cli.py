@@ -221,7 +221,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("embed")
 def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.lens.vectors import embed_report
+    from rag.lens.report import embed_report
 
     data = embed_report(args.text, settings)
     if args.json:
@@ -241,21 +241,20 @@ def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("map")
 def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.lens import plots
-    from rag.lens import vectors as inspect
+    from rag.lens import collection, plots, projection
     from rag.retrieve.searcher import Searcher
 
     if args.max_points < 1:
         say("--max-points must be at least 1")
         return 1
     searcher = Searcher(settings)
-    vectors = inspect.load_vectors(
-        searcher.collection, inspect.collection_key(settings, searcher.info, searcher.collection))
+    vectors = collection.load_vectors(
+        searcher.collection, collection.collection_key(settings, searcher.info, searcher.collection))
     query_vector, hits = None, []
     if args.query:
         result = searcher.search(args.query, k=args.k, mode="vector")
         query_vector, hits = result.query_vector, result.hits
-    data = inspect.build_map(vectors, method=args.method, dims=args.dims, query=query_vector,
+    data = projection.build_map(vectors, method=args.method, dims=args.dims, query=query_vector,
                              query_text=args.query or "", hits=hits, max_points=args.max_points)
     out = args.out or (None if args.json else Path("rag-map.html"))
     if out is not None:

@@ -21,7 +21,8 @@ import numpy as np
 from rag.answer.llm import ChatLLM, LLMInfo, Piece, answer_messages, resolve_llm
 from rag.config import RetrievalModeName, Settings
 from rag.lang import lang_of
-from rag.retrieve.searcher import Hit, Searcher, SearchResult
+from rag.retrieve.hits import Hit, SearchResult
+from rag.retrieve.searcher import Searcher
 
 MAX_SENTENCES = 3
 RELATIVE_FLOOR = 0.85

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
     from langchain_openai import ChatOpenAI
 
-    from rag.retrieve.searcher import Hit
+    from rag.retrieve.hits import Hit
 
 log = logging.getLogger(__name__)
 

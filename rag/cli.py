@@ -283,7 +283,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     with terminal_progress("eval", enabled=sys.stderr.isatty() or not args.json) as progress:
         report = evaluate(args.file, settings, mode=args.mode, k=args.k,
                           max_questions=args.max_questions, seed=args.seed,
-                          progress=_staged(progress))
+                          progress=progress)
     data = report.as_dict()
     if args.json:
         emit_json(data)
@@ -304,20 +304,6 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         say(f"warning: {source} is not in the collection; its questions count as misses")
     return 0
 
-
-def _staged(update: Callable[[Any], None]) -> Callable[[Any], None]:
-    """Progress events of several stages on one bar; a line names each stage as it starts."""
-    from types import SimpleNamespace
-
-    stage = [""]
-
-    def on_event(event: Any) -> None:
-        if event.stage != stage[0]:
-            stage[0] = event.stage
-            say(f"{event.stage} ({event.total})")
-        update(SimpleNamespace(done=event.done, total=event.total, chunks=None))
-
-    return on_event
 
 
 @command("stats")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,8 @@ from streamlit.delta_generator import DeltaGenerator
 from rag.config import RetrievalModeName, Settings, mask_url
 from rag.errors import RagError
 from rag.ingest.loaders import SUPPORTED_SUFFIXES
-from rag.ingest.pipeline import IngestProgress, IngestReport
+from rag.ingest.pipeline import IngestReport
+from rag.progress import Progress, ProgressFn
 from rag.ui import state
 from rag.ui.i18n import both
 
@@ -135,11 +135,11 @@ def _render_upload(settings: Settings) -> None:
             _show_report(report)
 
 
-def _progress_to(bar: DeltaGenerator) -> Callable[[IngestProgress], None]:
-    def update(event: IngestProgress) -> None:
-        done = event.files_done / max(event.files_total, 1)
-        bar.progress(done, text=f"{event.files_done}/{event.files_total} · {event.chunks} chunks · "
-                                f"{Path(event.path).name}")
+def _progress_to(bar: DeltaGenerator) -> ProgressFn:
+    def update(event: Progress) -> None:
+        done = event.done / max(event.total or 1, 1)
+        bar.progress(done, text=f"{event.done}/{event.total} · {event.chunks} chunks · "
+                                f"{Path(event.item).name}")
 
     return update
 

@@ -101,10 +101,7 @@ def load_vectors(coll: Collection, key: tuple[Any, ...], *, cap: int = MAX_LOADE
     started = time.perf_counter()
     total = coll.count()
     if total == 0:
-        raise EmptyStoreError(
-            f"The collection {coll.name} is empty: run `rag ingest PATH` (or upload files in the "
-            "app) first."
-        )
+        raise EmptyStoreError(f"The collection {coll.name} is empty.", EmptyStoreError.default_fix)
     if total > cap:
         all_ids = coll.get(include=[])["ids"]
         wanted: list[str] | None = sorted(random.Random(seed).sample(all_ids, cap))

@@ -101,10 +101,7 @@ class Searcher:
 
     def _require_chunks(self) -> None:
         if self.collection.count() == 0:
-            raise EmptyStoreError(
-                f"The collection {self.info.collection_name} is empty: run `rag ingest PATH` "
-                "(or upload files in the app) first."
-            )
+            raise EmptyStoreError(f"The collection {self.info.collection_name} is empty.", EmptyStoreError.default_fix)
 
     def vector_hits(
         self, query_vector: list[float], n: int, where: dict[str, Any] | None = None

@@ -17,6 +17,7 @@ from typing import Any
 
 from rag.config import Settings, get_settings
 from rag.errors import RagError
+from rag.retrieve.options import SearchOptions
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 _COMMANDS: dict[str, Handler] = {}
@@ -47,6 +48,12 @@ def add_retrieval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None, help="minimum cosine similarity")
     p.add_argument("--source", action="append", default=None, help="only this source (repeatable)")
     p.add_argument("--json", action="store_true")
+
+
+def options_from(args: argparse.Namespace) -> SearchOptions:
+    """The `SearchOptions` that `add_retrieval_options` flags spell."""
+    return SearchOptions().with_(k=args.k, mode=args.mode, mmr=args.mmr,
+                                 threshold=args.threshold, sources=args.source)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,8 +178,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from rag.retrieve.searcher import Searcher
 
     result = Searcher(settings).search(
-        args.query, k=args.k, mode=args.mode, mmr=args.mmr, threshold=args.threshold,
-        sources=args.source,
+        args.query, options_from(args),
     )
     if args.json:
         emit_json({"query": result.query, "mode": result.mode,
@@ -200,8 +206,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     else:
         say(f"llm: {info.model} — {info.reason}")
     answer: Answer | None = None
-    for item in answerer.stream(args.question, k=args.k, mode=args.mode, mmr=args.mmr,
-                                threshold=args.threshold, sources=args.source):
+    for item in answerer.stream(args.question, options=options_from(args)):
         if isinstance(item, Answer):
             answer = item
         elif not args.json:

@@ -46,11 +46,13 @@ class EmbeddingInfo:
     model: str
     dims: int
     reason: str = ""
+    collection: str = ""
+    """A collection of this model's vectors other than the main one (`rag eval` keeps its own)."""
 
     @property
     def collection_name(self) -> str:
         """One Chroma collection per model and size, so vector spaces never mix."""
-        raw = f"rag_{self.provider}_{self.model}_{self.dims}"
+        raw = self.collection or f"rag_{self.provider}_{self.model}_{self.dims}"
         return re.sub(r"[^a-zA-Z0-9._-]", "-", raw)[:200]
 
     def as_dict(self) -> dict[str, Any]:

@@ -16,9 +16,8 @@ import hashlib
 import json
 import logging
 import random
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -184,23 +183,12 @@ def sample(questions: list[Question], n: int | None, seed: int) -> list[Question
 
 # --- the eval collection --------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class EvalInfo(EmbeddingInfo):
-    """The main model's info, naming a separate collection, so `Searcher` and `store` work as-is."""
-
-    eval_collection: str = ""
-
-    @property
-    def collection_name(self) -> str:
-        return self.eval_collection
+def eval_info(info: EmbeddingInfo, digest: str) -> EmbeddingInfo:
+    """The model's info naming the eval collection of one dataset, so `Searcher` and `store` work as-is."""
+    return replace(info, collection=f"{store.EVAL_PREFIX}{digest}_{info.model}_{info.dims}")
 
 
-def eval_info(info: EmbeddingInfo, digest: str) -> EvalInfo:
-    name = re.sub(r"[^a-zA-Z0-9._-]", "-", f"{store.EVAL_PREFIX}{digest}_{info.model}_{info.dims}")[:200]
-    return EvalInfo(info.provider, info.model, info.dims, info.reason, name)
-
-
-def ensure_collection(settings: Settings, info: EvalInfo, dataset: Dataset,
+def ensure_collection(settings: Settings, info: EmbeddingInfo, dataset: Dataset,
                       progress: ProgressFn | None = None) -> int:
     """Write the paragraphs not yet in the eval collection (all of them the first time)."""
     from rag.retrieve import bm25

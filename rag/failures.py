@@ -22,22 +22,23 @@ def explain(exc: BaseException, settings: Settings | None) -> RagError | None:
         where = f"{settings.chroma_host}:{settings.chroma_port}"
         return StoreError(
             f"Cannot reach the Chroma server at {where} ({type(exc).__name__}): it stopped or the "
-            f"network dropped. Start it (`chroma run --path DIR --host {settings.chroma_host} "
-            f"--port {settings.chroma_port}`) and run the command again; documents stored "
-            "before the failure stay whole."
+            "network dropped.",
+            f"Start it (`chroma run --path DIR --host {settings.chroma_host} --port "
+            f"{settings.chroma_port}`) and run the command again; documents stored before the "
+            "failure stay whole.",
         )
     if isinstance(exc, sqlite3.DatabaseError):
         path = settings.state_db if settings is not None else "RAG_DATA_DIR/state.sqlite3"
         return StateError(
-            f"The state file {path} is damaged ({exc}). Move it aside (`mv {path} {path}.bad`) and "
-            "run `rag ingest` on your folders again: chunk ids are content hashes, so the store "
-            "is not duplicated."
+            f"The state file {path} is damaged ({exc}).",
+            f"Move it aside (`mv {path} {path}.bad`) and run `rag ingest` on your folders again: "
+            "chunk ids are content hashes, so the store is not duplicated.",
         )
     if isinstance(exc, (NotADirectoryError, FileExistsError, PermissionError, IsADirectoryError)):
         where = settings.data_dir if settings is not None else "RAG_DATA_DIR"
         return ConfigError(
-            f"Cannot use the data directory {where}: {exc.strerror or exc} ({exc.filename}). "
-            "Point RAG_DATA_DIR at a folder you can write to."
+            f"Cannot use the data directory {where}: {exc.strerror or exc} ({exc.filename}).",
+            "Point RAG_DATA_DIR at a folder you can write to.",
         )
     return None
 

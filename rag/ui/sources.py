@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from rag.answer.answerer import Answer
-from rag.retrieve.searcher import Hit
+from rag.retrieve.hits import Hit
 from rag.ui.i18n import t
 from rag.ui.safe_text import code_span
 

@@ -85,6 +85,7 @@ def test_damaged_state_file(ingested: Path, settings, capsys) -> None:
     store.reset_clients()
     for name in ("state.sqlite3-wal", "state.sqlite3-shm"):
         (settings.data_dir / name).unlink(missing_ok=True)
+    settings.state_db.unlink()  # a new file: connections still open elsewhere keep the old one
     settings.state_db.write_bytes(b"this is not a database" * 100)
     for args in (["search", "猫"], ["ingest", str(ingested)], ["ask", "猫は？"], ["delete", "x.md"]):
         assert main([*args, "--json"]) == 1, args

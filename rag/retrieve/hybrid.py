@@ -35,8 +35,10 @@ def hybrid_hits(
     n: int,
     mode: str,
     where: dict[str, Any] | None = None,
+    info: EmbeddingInfo | None = None,
 ) -> list[Hit]:
-    """The best `n` chunks by BM25 (`mode="bm25"`) or by fused BM25 and vector evidence."""
+    """The best `n` chunks by BM25 (`mode="bm25"`) or by fused BM25 and vector evidence;
+    `info` names the embedding model whose fusion weights apply."""
     index = bm25.index_for(settings, collection)
     allowed = bm25.allowed_rows(index, collection, where)
     scores = index.scores(query)
@@ -63,7 +65,7 @@ def hybrid_hits(
         np.array([h.bm25_rank or 0 for h in candidates]),
         settings,
         cross_script=np.array([is_japanese(h.text) != query_is_japanese for h in candidates]),
-        info=searcher.info,
+        info=info,
     )
     for hit, value in zip(candidates, fused, strict=True):
         hit.fused_score = float(value)

@@ -27,8 +27,12 @@ REMEDIES = ["電源を入れ直してください", "ケーブルの接続を確
 WHEN = ["起動時", "印刷中", "通信中", "更新中"]
 
 
-@pytest.fixture
-def manual(tmp_path: Path, local_model) -> list[str]:
+@pytest.fixture(params=["use", "e5"])
+def manual(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The manual beside docs_corpus, ingested with USE (where codes were lost) and with e5."""
+    request.getfixturevalue("local_model" if request.param == "use" else "e5_model")
+    monkeypatch.setenv("RAG_LOCAL_MODEL", request.param)
+    get_settings.cache_clear()
     rng = random.Random(7)
     codes = [f"0x{rng.randrange(0x1000, 0xFFFF):04X}" for _ in range(40)]
     sections = [f"## {code}\n\nエラー {code} が表示されたときは、{rng.choice(REMEDIES)}。"

@@ -19,6 +19,7 @@ import numpy as np
 from rag.config import Settings
 from rag.lang import is_japanese
 from rag.retrieve import bm25
+from rag.retrieve.fusion import Fusion
 from rag.retrieve.hits import Hit, fetch_hits, vector_hits
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def hybrid_hits(
     if not candidates:
         return []
     query_is_japanese = is_japanese(query)
-    fused = fuse(
+    fusions = fusion_terms(
         np.array([h.score for h in candidates]),
         np.array([h.bm25_score for h in candidates]),
         np.array([h.vector_rank or 0 for h in candidates]),
@@ -62,8 +63,8 @@ def hybrid_hits(
         settings,
         cross_script=np.array([is_japanese(h.text) != query_is_japanese for h in candidates]),
     )
-    for hit, value in zip(candidates, fused, strict=True):
-        hit.fused_score = float(value)
+    for hit, fusion in zip(candidates, fusions, strict=True):
+        hit.fused_score, hit.fusion = fusion.fused, fusion
     candidates.sort(key=lambda h: (-(h.fused_score or 0.0), h.vector_rank or pool + 1))
     for rank, hit in enumerate(candidates[:n], start=1):
         hit.rank = rank
@@ -114,16 +115,47 @@ def fuse(
     candidates, so neither scale (cosines bunched near 0.3, BM25 unbounded) dominates by accident.
     `rrf`: w / (k + vector rank) + (1 - w) / (k + BM25 rank), a missing rank adding nothing.
     """
+    fusions = fusion_terms(cosine, bm25_scores, vector_rank, bm25_rank, settings, cross_script)
+    return np.array([f.fused for f in fusions], dtype=np.float64)
+
+
+def fusion_terms(
+    cosine: np.ndarray,
+    bm25_scores: np.ndarray,
+    vector_rank: np.ndarray,
+    bm25_rank: np.ndarray,
+    settings: Settings,
+    cross_script: np.ndarray | None = None,
+) -> list[Fusion]:
+    """`fuse`'s arithmetic with every operand kept, one `Fusion` per candidate (see `fuse`)."""
     w = settings.hybrid_vector_weight
+    n = len(cosine)
+    cross = np.zeros(n, dtype=bool) if cross_script is None else np.asarray(cross_script, dtype=bool)
     if settings.hybrid_fusion == "rrf":
         k = settings.hybrid_rrf_k
         v = np.where(vector_rank > 0, 1.0 / (k + vector_rank), 0.0)
         b = np.where(bm25_rank > 0, 1.0 / (k + bm25_rank), 0.0)
-        return w * v + (1 - w) * b
+        fused = w * v + (1 - w) * b
+        return [
+            Fusion("rrf", w, float(cosine[i]), float(bm25_scores[i]), float(v[i]), float(b[i]),
+                   float(fused[i]), rrf_k=k, vector_rank=int(vector_rank[i]),
+                   bm25_rank=int(bm25_rank[i]), candidates=n)
+            for i in range(n)
+        ]
     vector, lexical = minmax(cosine), minmax(bm25_scores)
+    cross_weight = settings.hybrid_cross_script_weight
     if cross_script is not None:
-        lexical = np.where(cross_script, settings.hybrid_cross_script_weight * vector, lexical)
-    return w * vector + (1 - w) * lexical
+        lexical = np.where(cross, cross_weight * vector, lexical)
+    fused = w * vector + (1 - w) * lexical
+    bounds = dict(cosine_min=float(cosine.min()), cosine_max=float(cosine.max()),
+                  bm25_min=float(bm25_scores.min()), bm25_max=float(bm25_scores.max())) if n else {}
+    return [
+        Fusion("score", w, float(cosine[i]), float(bm25_scores[i]), float(vector[i]),
+               float(lexical[i]), float(fused[i]), cross_script=bool(cross[i]),
+               cross_script_weight=cross_weight, vector_rank=int(vector_rank[i]),
+               bm25_rank=int(bm25_rank[i]), candidates=n, **bounds)
+        for i in range(n)
+    ]
 
 
 def minmax(values: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from rag.lens import collection, logprobs, plots, projection, why
 from rag.lens import tokens as token_view
 from rag.lens import vectors as vector_view
 from rag.ui import state
+from rag.ui.keyword_why import render_keyword_why
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -341,6 +342,8 @@ def _view_why(answer: Answer, key: str) -> None:
     ctx = context_for(answer.search.embedding)
     hit = st.selectbox("チャンク / hit", hits, key=f"{key}_why_hit",
                        format_func=lambda h: f"[{h.rank}] {h.score:.3f} {h.source}")
+    render_keyword_why(answer, hit, key)
+    st.markdown("**ベクトル側 / The vector side (cosine)**")
     vec = collection.hit_vector(hit, ctx.vectors)
     if vec is None:
         st.warning("このチャンクのベクトルが見つかりません / no stored vector for this chunk")

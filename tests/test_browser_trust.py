@@ -173,3 +173,29 @@ def test_the_keyword_why_highlights_matched_terms_and_adds_up(app_url: str, brow
         for row in table.find_elements("css selector", "tr")}
     assert abs(values["vector part"] + values["keyword part"] - values["fused"]) <= 1e-6 + 1e-12
     page.shot("keyword-why.png", top=chunk)
+
+
+def test_clicking_a_map_point_shows_its_neighbours_in_both_spaces(app_url: str, browser) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    page = Page(browser, app_url)  # the chat page first: it ingests the corpus on a first start
+    browser.get(app_url + "/explorer")
+    page.wait_css(".js-plotly-plot .scatterlayer .trace .points path.point", timeout=90)
+    page.idle()
+    assert "variance kept per axis: PC1" in page.text()
+    point = page.all(".js-plotly-plot .scatterlayer .trace .points path.point")[3]
+    page.d.execute_script("arguments[0].scrollIntoView({block: 'center'});", point)
+    ActionChains(page.d).move_to_element(point).click().perform()
+    shared = page.wait_css(".rag-map-shared", timeout=60)[0]
+    assert re.search(r"shared: \d of 5", shared.text), shared.text
+    text = page.text()
+    assert "nearest in the full vector space" in text and "nearest on the map" in text
+    page.shot("map-neighbours.png", top=page.all(".js-plotly-plot")[0])
+    # finding a point by source rings it and, when it is the only match, explains it too
+    box = page.wait_css('input[aria-label^="点を探す"]')[0]
+    box.send_keys("mmr_diversity")
+    from selenium.webdriver.common.keys import Keys
+
+    box.send_keys(Keys.ENTER)
+    page.idle()
+    page.wait_for(lambda: re.search(r"\d+ 件 / points found", page.text()), "the found points")

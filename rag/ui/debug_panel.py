@@ -23,7 +23,7 @@ from rag.errors import RagError
 from rag.lens import collection, logprobs, plots, projection, why
 from rag.lens import tokens as token_view
 from rag.lens import vectors as vector_view
-from rag.ui import state
+from rag.ui import map_truth, state
 from rag.ui.keyword_why import render_keyword_why
 
 if TYPE_CHECKING:
@@ -256,7 +256,10 @@ def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, 
     with st.spinner(f"{method} を計算中… / fitting {method}…{wait}") if slow else nullcontext():
         data = projection.build_map(ctx.vectors, method=method, dims=dims, query=query,
                                  query_text=query_text, hits=hits)
-    st.plotly_chart(plots.projection(data, title=title, colour_by_source=colour), key=f"{key}_map")
+    found = map_truth.find_box(data, key)
+    fig = plots.projection(data, title=title, colour_by_source=colour)
+    map_truth.mark_found(fig, data, found)
+    event = st.plotly_chart(fig, key=f"{key}_map", on_select="rerun", selection_mode="points")
     sampled = f", {len(data.points)} of {data.total} drawn" if len(data.points) < data.total else ""
     st.caption(
         f"{data.method.upper()} {data.dims}-D{sampled} · {data.seconds * 1000:.0f} ms"
@@ -265,6 +268,9 @@ def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, 
            "'who sits together' is meaningful" if data.method != "pca" else
            " · PCA: 分散の大きい 2〜3 軸への射影 / the directions of largest variance")
     )
+    map_truth.render_variance(ctx.vectors, data)
+    chosen = map_truth.selected_id(event) or (found[0].id if len(found) == 1 else None)
+    map_truth.render_neighbours(ctx.vectors, data, chosen, key)
 
 
 def _view_projection(answer: Answer, key: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +23,17 @@ browser = harness.browser  # a Chromium driver that keeps a screenshot when a te
 pytestmark = pytest.mark.browser
 
 DIALOG = '[data-testid="stDialog"]'
+
+
+def shot(page: Page, name: str, element, block: str = "start") -> None:
+    """A README screenshot with `element` in view; the chat scrolls itself while it settles, so
+    scroll again after it has."""
+    if harness.SCREENSHOTS is None:
+        return
+    for _ in range(3):
+        page.d.execute_script(f"arguments[0].scrollIntoView({{block: '{block}'}});", element)
+        time.sleep(0.7)
+    page.shot(name)
 
 
 def cite_links(message) -> list:
@@ -72,7 +84,7 @@ def test_a_citation_opens_the_markdown_source_at_the_quoted_sentence(app_url: st
     whole = dialog.find_elements("css selector", "div.rag-doc-text")[0]
     assert len(squash(whole.text)) > len(squash(chunk.text))
     page.wait_for(lambda: sentence.is_displayed() and sentence.rect["height"] > 0, "the sentence in view")
-    page.shot("citation-markdown.png")
+    shot(page, "citation-markdown.png", dialog)
     close_dialog(page)
     # the same viewer from a source card
     card_button = page.wait_for(lambda: next(b for b in page.all('[data-testid="stChatMessage"] button')
@@ -95,7 +107,7 @@ def test_a_citation_opens_the_pdf_page_beside_its_text(app_url: str, browser) ->
     assert int(image.get_attribute("naturalWidth")) >= 600
     sentence = dialog.find_elements("css selector", "mark.rag-sentence")
     assert sentence and squash(sentence[0].text), dialog.text
-    page.shot("citation-pdf.png")
+    shot(page, "citation-pdf.png", dialog)
     close_dialog(page)
 
 
@@ -108,7 +120,8 @@ def _quoting_reply(messages: list[dict]) -> str:
 
     user = next(m["content"] for m in messages if m.get("role") == "user")
     first = re.search(r'<source id="1"[^>]*>\n(.*?)\n</source>', user, re.S)
-    quoted = next((s.text for s in sentences(first.group(1)) if len(s.text) > 20), "") if first else ""
+    quoted = next((s.text for s in sentences(first.group(1))
+                   if len(s.text) > 20 and not s.text.startswith("#")), "") if first else ""
     return f"{quoted.rstrip('。.')} [1]. {INVENTED}"
 
 
@@ -155,7 +168,8 @@ def test_the_prompt_view_shows_the_messages_sent_with_token_counts(llm_app, brow
         assert f"{message['role']} · {count_tokens(message['content'])} tokens (cl100k)" in panel.text
     assert re.search(r"first token [\d.]+ ms .*total [\d.]+ ms", panel.text), panel.text
     assert "1 sentence(s) share less than 50%" in panel.text  # the invented sentence is marked
-    page.shot("prompt-view.png", top=panel)
+    shot(page, "grounding.png", panel)
+    shot(page, "prompt-view.png", panel.find_elements("css selector", '[data-testid="stCode"]')[0])
 
 
 def test_the_keyword_why_highlights_matched_terms_and_adds_up(app_url: str, browser) -> None:
@@ -172,7 +186,7 @@ def test_the_keyword_why_highlights_matched_terms_and_adds_up(app_url: str, brow
         row.find_elements("css selector", "span.rag-value")[0].text)
         for row in table.find_elements("css selector", "tr")}
     assert abs(values["vector part"] + values["keyword part"] - values["fused"]) <= 1e-6 + 1e-12
-    page.shot("keyword-why.png", top=chunk)
+    shot(page, "keyword-why.png", table, block="end")
 
 
 def test_clicking_a_map_point_shows_its_neighbours_in_both_spaces(app_url: str, browser) -> None:
@@ -190,7 +204,7 @@ def test_clicking_a_map_point_shows_its_neighbours_in_both_spaces(app_url: str, 
     assert re.search(r"shared: \d of 5", shared.text), shared.text
     text = page.text()
     assert "nearest in the full vector space" in text and "nearest on the map" in text
-    page.shot("map-neighbours.png", top=page.all(".js-plotly-plot")[0])
+    shot(page, "map-neighbours.png", shared, block="end")
     # finding a point by source rings it and, when it is the only match, explains it too
     box = page.wait_css('input[aria-label^="点を探す"]')[0]
     box.send_keys("mmr_diversity")

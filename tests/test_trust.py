@@ -189,3 +189,29 @@ def test_rag_ask_json_extractive_has_grounding_and_no_prompt(
     data = json.loads(capsys.readouterr().out)
     assert data["prompt"] is None and data["confidence"] is None
     assert data["grounding"] and all(g["supported"] for g in data["grounding"])
+
+
+def _trust_script() -> None:
+    import streamlit as st
+
+    from rag.ui.trust_panel import render_trust_panel
+
+    render_trust_panel(st.session_state["answer"], key="t")
+
+
+def test_the_trust_panel_renders_an_extractive_answer(corpus: Path, local_model) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    ingest(corpus)
+    answer = Answerer(get_settings()).answer("寿司とはどんな料理ですか？", k=3)
+    at = AppTest.from_function(_trust_script, default_timeout=120)
+    at.session_state["answer"] = answer
+    at.run()
+    assert not at.exception, at.exception
+    text = "\n".join(str(e.value) for kind in ("markdown", "caption") for e in at.get(kind))
+    assert "Grounding" in text and "Candidate sentences" in text and "Pipeline timings" in text
+    assert "percentile" in text and "→" in text
+    grounding, candidates = at.dataframe[0].value, at.dataframe[1].value
+    assert grounding["support"].tolist() == [1.0] * len(grounding)
+    chosen = candidates[candidates["✓"] == "★"]["sentence"].tolist()
+    assert chosen and all(s.rstrip("。") in answer.text.replace("[1]", "") for s in chosen)

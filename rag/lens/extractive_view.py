@@ -65,6 +65,8 @@ def _from_features(answer: Answer, answerer: Answerer) -> ExtractiveReport:
     features = answerer.sentence_features(answer.question, answer.search)
     cands = features.scored(weights)
     chosen = extractive.choose(cands, weights)
+    evidence = getattr(features, "evidence", None)
+    abstained = evidence is not None and not evidence.enough
     chosen_ids = {id(c) for c in chosen}
     finite = [c for c in cands if c.score > -math.inf]
     best = max((c.score for c in finite), default=0.0)
@@ -82,21 +84,20 @@ def _from_features(answer: Answer, answerer: Answerer) -> ExtractiveReport:
             "rank": -weights.rank * (cand.hit.rank - 1),
             "language": weights.language * float(cand.same_language),
         }
+        why = _why(cand, parts, best, top, chosen_ids, len(chosen), weights)
+        if abstained and id(cand) in chosen_ids:
+            why = "would have been quoted, but the evidence is too weak to answer (see the note)"
         rows.append(CandidateRow(cand.hit.rank, cand.text, parts, cand.score,
-                                 id(cand) in chosen_ids,
-                                 _why(cand, parts, best, top, chosen_ids, weights)))
+                                 id(cand) in chosen_ids and not abstained, why))
     rule = (f"best score, then up to {extractive.MAX_SENTENCES - 1} more within {weights.keep:g} of it "
             f"({weights.keep_other:g} for another chunk) and {weights.budget} characters in all; "
             f"cosine is min-max scaled over these {len(cands)} sentences")
-    notes = []
-    evidence = getattr(features, "evidence", None)
-    if evidence is not None and not evidence.enough:
-        notes.append(evidence.why_not(answer.lang))
+    notes = [evidence.why_not(answer.lang)] if abstained else []
     return ExtractiveReport(rows, rule, True, notes)
 
 
 def _why(cand: Any, parts: dict[str, float], best: float, top: Any, chosen_ids: set[int],
-         weights: Any) -> str:
+         n_chosen: int, weights: Any) -> str:
     if cand.score == -math.inf:
         return "announces what follows: its score went to the sentences it announces"
     passed_on = abs(sum(parts.values()) - cand.score) > 1e-9
@@ -110,4 +111,8 @@ def _why(cand: Any, parts: dict[str, float], best: float, top: Any, chosen_ids: 
     if top is not None and cand.hit is not top.hit and best - cand.score > weights.keep_other:
         return (f"another chunk than the best's, {best - cand.score:.3f} below the best "
                 f"(more than {weights.keep_other:g})") + tail
-    return "three sentences already chosen, or over the length budget" + tail
+    from rag.answer.extractive import MAX_SENTENCES
+
+    if n_chosen >= MAX_SENTENCES:
+        return f"{MAX_SENTENCES} better sentences already chosen" + tail
+    return f"would make the answer longer than {weights.budget} characters" + tail

@@ -170,6 +170,14 @@ def test_the_prompt_view_shows_the_messages_sent_with_token_counts(llm_app, brow
     assert "1 sentence(s) share less than 50%" in panel.text  # the invented sentence is marked
     shot(page, "grounding.png", panel)
     shot(page, "prompt-view.png", panel.find_elements("css selector", '[data-testid="stCode"]')[0])
+    # the LLM's [1] opens its source too, at the sentence it quoted
+    quoted = squash(answer.text.split("[1]")[0].split("\n")[-1])
+    page.click(cite_links(page.all('[data-testid="stChatMessage"]')[-1])[0])
+    dialog = page.wait_css(DIALOG)[0]
+    sentence = page.wait_for(lambda: dialog.find_elements("css selector", "mark.rag-sentence"),
+                             "the quoted sentence")[0]
+    assert squash(sentence.text).rstrip("。.").endswith(quoted[-20:].rstrip("。.")), (sentence.text, quoted)
+    close_dialog(page)
 
 
 def test_the_keyword_why_highlights_matched_terms_and_adds_up(app_url: str, browser) -> None:

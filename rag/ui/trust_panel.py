@@ -10,7 +10,8 @@ dataframes), never as Markdown. Numbers come from `rag.answer.grounding` and `ra
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import streamlit as st
 
@@ -23,6 +24,18 @@ if TYPE_CHECKING:
     from rag.answer.answerer import Answer
 
 LABEL = "🧾 根拠・プロンプト・処理 / Grounding, prompt and pipeline"
+T = TypeVar("T")
+
+
+def memo(answer: Answer, name: str, compute: Callable[[], T]) -> T:
+    """`compute()` once per answer for this browser session: every rerun redraws the whole chat,
+    and these views would otherwise re-embed candidate sentences and re-read the collection for
+    every past answer each time."""
+    store: dict[tuple, Any] = st.session_state.setdefault("_rag_trust_memo", {})
+    key = (id(answer), answer.question, answer.text, name)
+    if key not in store:
+        store[key] = compute()
+    return store[key]
 
 
 def render_trust_panel(answer: Answer, *, key: str) -> None:
@@ -49,36 +62,42 @@ def _confidence(answer: Answer) -> None:
     hits = answer.search.hits
     if not hits:
         return
-    from rag.ui.debug_panel import context_for
-
-    ctx = context_for(answer.search.embedding)
-    sims = ctx.vectors.similarities(answer.search.query_vector)
-    note = score_meaning.retrieval_note(hits, sims, answer.search.embedding.model)
+    scale = memo(answer, "scale", lambda: _scale(answer))
+    if scale is None:
+        return
+    note, pct, total, sampled = scale
     if note is not None:
         (st.warning if note.weak else st.info)(note.text(answer.lang))
-    pct = score_meaning.hit_percentiles(sims, hits)
-    sample = " (sample)" if ctx.vectors.sampled else ""
+    sample = " (sample)" if sampled else ""
     st.caption("類似度の読み方 / reading the scores: "
                + score_meaning.model_line(answer.search.embedding.model)
                + " パーセンタイル = この質問に対して何 % のチャンクより近いか / percentile = the share "
-               f"of the {ctx.vectors.total} chunks{sample} this source beats for this question: "
-               + ", ".join(f"[{r}] {hits[i].score:.3f} → {p:.1f} %" for i, (r, p) in enumerate(pct.items())))
+               f"of the {total} chunks{sample} this source beats for this question: "
+               + ", ".join(f"[{h.rank}] {h.score:.3f} → {pct[h.rank]:.1f} %" for h in hits))
+
+
+def _scale(answer: Answer) -> tuple[score_meaning.RetrievalNote | None, dict[int, float], int, bool] | None:
+    """The retrieval note and each hit's percentile, from the question's similarity to every chunk."""
+    from rag.errors import RagError
+    from rag.ui.debug_panel import context_for
+
+    try:
+        ctx = context_for(answer.search.embedding)
+    except RagError:  # the collection is gone (reset) or empty: show the cosines alone
+        return None
+    sims = ctx.vectors.similarities(answer.search.query_vector)
+    hits = answer.search.hits
+    return (score_meaning.retrieval_note(hits, sims, answer.search.embedding.model),
+            score_meaning.hit_percentiles(sims, hits), ctx.vectors.total, ctx.vectors.sampled)
 
 
 def percentiles(answer: Answer) -> dict[int, float]:
     """Each hit's percentile among the question's similarities to every chunk (rank -> 0-100);
     empty when the collection cannot be read (the cards then show the cosine alone)."""
-    from rag.errors import RagError
-    from rag.ui.debug_panel import context_for
-
     if not answer.search.hits:
         return {}
-    try:
-        ctx = context_for(answer.search.embedding)
-    except RagError:
-        return {}
-    sims = ctx.vectors.similarities(answer.search.query_vector)
-    return score_meaning.hit_percentiles(sims, answer.search.hits)
+    scale = memo(answer, "scale", lambda: _scale(answer))
+    return scale[1] if scale else {}
 
 
 def _grounding(answer: Answer) -> None:
@@ -130,7 +149,8 @@ def _prompt(answer: Answer) -> None:
 
 
 def _candidates(answer: Answer) -> None:
-    report = extractive_view.extractive_report(answer, state.get_answerer())
+    report = memo(answer, "candidates",
+                  lambda: extractive_view.extractive_report(answer, state.get_answerer()))
     if report is None:
         return
     st.markdown("**候補の文 / Candidate sentences** — 抽出モードが比べた文と得点の内訳 / every "

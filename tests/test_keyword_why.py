@@ -95,3 +95,22 @@ def test_the_fused_score_shown_is_the_sum_of_its_shown_parts(corpus: Path, local
     assert fused == sorted(fused, reverse=True)
     if question.startswith("What"):
         assert any(h.fusion.cross_script for h in answer.search.hits)
+
+
+def test_rrf_fusion_records_its_ranks_and_adds_up(corpus: Path, local_model, monkeypatch) -> None:
+    monkeypatch.setenv("RAG_HYBRID_FUSION", "rrf")
+    get_settings.cache_clear()
+    settings = get_settings()
+    assert not Ingestor(settings).ingest([corpus]).failed
+    hits = Searcher(settings).search("酢飯と魚介の料理", k=3, mode="hybrid").hits
+    w, k = settings.hybrid_vector_weight, settings.hybrid_rrf_k
+    for hit in hits:
+        f = hit.fusion
+        assert f is not None and f.method == "rrf" and f.rrf_k == k
+        expected_v = w / (k + f.vector_rank) if f.vector_rank else 0.0
+        expected_b = (1 - w) / (k + f.bm25_rank) if f.bm25_rank else 0.0
+        assert f.vector_part == pytest.approx(expected_v) and f.lexical_part == pytest.approx(expected_b)
+        assert f.vector_part + f.lexical_part == pytest.approx(hit.fused_score)
+        lines = {line.label: line for line in fusion_math.fusion_lines(f)}
+        assert lines["fused"].value == pytest.approx(hit.fused_score)
+        assert lines["fused"].formula == f"{fusion_math.num(f.vector_part)} + {fusion_math.num(f.lexical_part)}"

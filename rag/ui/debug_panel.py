@@ -20,7 +20,7 @@ import numpy as np
 import streamlit as st
 
 from rag.errors import RagError
-from rag.lens import collection, logprobs, plots, projection, why
+from rag.lens import collection, logprobs, plots, projection, score_meaning, why
 from rag.lens import tokens as token_view
 from rag.lens import vectors as vector_view
 from rag.ui import map_truth, state
@@ -217,8 +217,12 @@ def _view_similarity(answer: Answer, key: str) -> None:
         return
     ctx = context_for(answer.search.embedding)
     st.plotly_chart(plots.score_bars(hits), key=f"{key}_bars")
-    st.dataframe(_score_table(hits), hide_index=True)
     sims = ctx.vectors.similarities(answer.search.query_vector)
+    table = _score_table(hits)
+    pct = score_meaning.hit_percentiles(sims, hits)
+    table["percentile"] = [round(pct[h.rank], 1) for h in hits]  # beside the cosine: same for any model
+    st.dataframe(table, hide_index=True)
+    st.caption(score_meaning.model_line(answer.search.embedding.model))
     st.plotly_chart(plots.similarity_histogram(sims, hits), key=f"{key}_hist")
     best = hits[0].score
     beaten = float((sims < best - 1e-6).mean()) if sims.size else 0.0

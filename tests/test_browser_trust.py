@@ -194,7 +194,7 @@ def test_the_keyword_why_highlights_matched_terms_and_adds_up(app_url: str, brow
         row.find_elements("css selector", "span.rag-value")[0].text)
         for row in table.find_elements("css selector", "tr")}
     assert abs(values["vector part"] + values["keyword part"] - values["fused"]) <= 1e-6 + 1e-12
-    shot(page, "keyword-why.png", table, block="end")
+    shot(page, "keyword-why.png", table, block="center")
 
 
 def test_clicking_a_map_point_shows_its_neighbours_in_both_spaces(app_url: str, browser) -> None:

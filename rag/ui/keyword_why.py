@@ -79,15 +79,22 @@ def render_keyword_why(answer: Answer, hit: Hit, key: str) -> None:
     lines = fusion_math.fusion_lines(hit.fusion)
     st.html('<table class="rag-fusion" style="border-collapse:collapse">' + "".join(
         f'<tr><td style="padding:2px 10px 2px 0">{html.escape(line.label)}</td>'
-        f'<td style="padding:2px 10px;font-family:monospace">{html.escape(line.formula)}</td>'
-        f'<td style="padding:2px 0;font-family:monospace">= <span class="rag-value">'
+        f'<td style="padding:2px 10px;font-family:monospace;white-space:nowrap">{html.escape(line.formula)}</td>'
+        f'<td style="padding:2px 0;font-family:monospace;white-space:nowrap">= <span class="rag-value">'
         f'{fusion_math.num(line.value)}</span></td></tr>' for line in lines) + "</table>")
     st.caption(fusion_math.summary(hit.fusion))
-    if hit.fusion.cross_script:
+    f = hit.fusion
+    if f.cross_script and f.bm25 > 0:
+        st.caption(f"質問とチャンクは別の文字体系と判定されたため、BM25 の一致（{f.bm25:.4f}）は使われず、"
+                   f"ベクトル側の {f.cross_script_weight:g} 倍に置き換えられました / the question and "
+                   f"the chunk were judged to be in different scripts, so this chunk's BM25 match "
+                   f"({f.bm25:.4f}) was set aside and replaced by {f.cross_script_weight:g} × its "
+                   "vector side (the cross-script rule of hybrid fusion).")
+    elif f.cross_script:
         st.caption("このチャンクは質問と別の文字体系なので BM25 は一致し得ません。代わりにベクトル側の "
-                   f"{hit.fusion.cross_script_weight:g} 倍を与えます / the chunk is in the other "
-                   "script than the question, so BM25 cannot match it: it is credited "
-                   f"{hit.fusion.cross_script_weight:g} × its vector side instead.")
+                   f"{f.cross_script_weight:g} 倍を与えます / the chunk is in the other script than "
+                   "the question, so BM25 cannot match it: it is credited "
+                   f"{f.cross_script_weight:g} × its vector side instead.")
     bounds = (f"min/max over the {hit.fusion.candidates} candidates of this question "
               f"(top {searcher.settings.hybrid_candidates} of each index)")
     st.caption(f"{bounds}. 順位は融合スコアの降順 / rank = fused score, highest first:")

@@ -177,7 +177,10 @@ def test_rag_ask_json_carries_prompt_grounding_confidence_terms_and_fusion(
     assert sum(t["contribution"] for t in top["matched_terms"]) == pytest.approx(top["bm25_score"], rel=1e-4)
     fusion = top["fusion"]
     assert fusion["vector_part"] + fusion["lexical_part"] == pytest.approx(top["fused_score"], abs=2e-6)
-    assert fusion["weight"] == get_settings().hybrid_vector_weight
+    from rag.embeddings import fusion_weights, resolve
+
+    settings = get_settings()
+    assert fusion["weight"] == fusion_weights(settings, resolve(settings))[0]  # the model's own
 
 
 def test_rag_ask_json_extractive_has_grounding_and_no_prompt(

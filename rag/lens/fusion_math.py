@@ -42,8 +42,11 @@ def fusion_lines(f: Fusion) -> list[Line]:
                   f"({num(f.cosine)} − {num(f.cosine_min)}) / ({num(f.cosine_max)} − {num(f.cosine_min)})",
                   f.vector_norm)]
     if f.cross_script:
+        lines.append(Line(f"minmax(cosine) among the {f.cross_candidates} other-script candidates",
+                          f"({num(f.cosine)} − {num(f.cross_cosine_min)}) / "
+                          f"({num(f.cross_cosine_max)} − {num(f.cross_cosine_min)})", f.cross_norm))
         lines.append(Line("keyword side (cross-script credit)",
-                          f"{num(f.cross_script_weight)} × {num(f.vector_norm)}", f.lexical_norm))
+                          f"{num(f.cross_script_weight)} × {num(f.cross_norm)}", f.lexical_norm))
     else:
         lines.append(Line("minmax(BM25)",
                           f"({num(f.bm25)} − {num(f.bm25_min)}) / ({num(f.bm25_max)} − {num(f.bm25_min)})",

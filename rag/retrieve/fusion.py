@@ -25,7 +25,7 @@ class Fusion:
     vector_norm: float
     """score: min-max(cosine) over the candidates; rrf: 1 / (k + vector rank), 0 if unranked."""
     lexical_norm: float
-    """score: min-max(BM25), or the cross-script credit; rrf: 1 / (k + BM25 rank)."""
+    """score: min-max(BM25), or the cross-script credit (weight × `cross_norm`); rrf: 1 / (k + BM25 rank)."""
     fused: float
     cosine_min: float = 0.0
     cosine_max: float = 0.0
@@ -34,6 +34,12 @@ class Fusion:
     cross_script: bool = False
     """The chunk is in the other script than the question: BM25 was replaced by vector credit."""
     cross_script_weight: float = 0.0
+    cross_norm: float = 0.0
+    """min-max(cosine) among the other-script candidates only (what the credit multiplies)."""
+    cross_cosine_min: float = 0.0
+    cross_cosine_max: float = 0.0
+    cross_candidates: int = 0
+    """How many candidates were in the other script (the bounds of `cross_norm`)."""
     rrf_k: int = 0
     vector_rank: int = 0
     bm25_rank: int = 0

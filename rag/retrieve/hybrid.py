@@ -3,9 +3,10 @@
 Hybrid takes the top `hybrid_candidates` of the vector index and of BM25, then scores every
 candidate on both sides (its real cosine similarity, fetched vectors included, and its real BM25
 score), so a chunk found by one index is not punished for being missing from the other list.
-The default fusion is a weighted sum of min-max normalised scores with a small vector weight
-(0.2, tuned for the local model), which on the dev sets beat plain and weighted reciprocal rank
-fusion (figures in the README); RRF stays available as `hybrid_fusion=rrf`.
+The default fusion is a weighted sum of min-max normalised scores with a vector weight that
+belongs to the embedding model (e5 0.6, USE 0.2: `rag.embeddings.OFFLINE_MODELS`), which on the
+dev sets beat plain and weighted reciprocal rank fusion for both models (figures in the README);
+RRF stays available as `hybrid_fusion=rrf`.
 Every hit carries its cosine similarity in `score`, whatever ranked it. Vector search alone
 lives in `rag.retrieve.hits`, the BM25 index in `rag.retrieve.bm25`.
 """
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag.config import Settings
+from rag.embeddings import EmbeddingInfo, fusion_weights
 from rag.lang import is_japanese
 from rag.retrieve import bm25
 from rag.retrieve.fusion import Fusion
@@ -34,8 +36,10 @@ def hybrid_hits(
     n: int,
     mode: str,
     where: dict[str, Any] | None = None,
+    info: EmbeddingInfo | None = None,
 ) -> list[Hit]:
-    """The best `n` chunks by BM25 (`mode="bm25"`) or by fused BM25 and vector evidence."""
+    """The best `n` chunks by BM25 (`mode="bm25"`) or by fused BM25 and vector evidence;
+    `info` names the embedding model whose fusion weights apply."""
     index = bm25.index_for(settings, collection)
     allowed = bm25.allowed_rows(index, collection, where)
     scores = index.scores(query)
@@ -62,6 +66,7 @@ def hybrid_hits(
         np.array([h.bm25_rank or 0 for h in candidates]),
         settings,
         cross_script=np.array([is_japanese(h.text) != query_is_japanese for h in candidates]),
+        info=info,
     )
     for hit, fusion in zip(candidates, fusions, strict=True):
         hit.fused_score, hit.fusion = fusion.fused, fusion
@@ -103,19 +108,25 @@ def fuse(
     bm25_rank: np.ndarray,
     settings: Settings,
     cross_script: np.ndarray | None = None,
+    info: EmbeddingInfo | None = None,
 ) -> np.ndarray:
     """One fused score per candidate (higher is better); ranks are 1-based, 0 = not in that list.
 
     A candidate in the other script than the query (a Japanese chunk for an English question)
     cannot share words with it, so BM25's zero says nothing: with `cross_script` such candidates
-    are credited `hybrid_cross_script_weight` of their vector evidence in place of BM25, which is
-    how a multilingual model is meant to be used. Monolingual collections are unaffected.
+    are credited the cross-script weight of their vector evidence in place of BM25, which is
+    how a multilingual model is meant to be used. That evidence is min-max scaled among the
+    other-script candidates only: a multilingual model's cosines across languages sit below
+    those within one (e5's do), so the best Japanese chunk for an English question earns the
+    credit the best keyword match earns on the other side. Monolingual collections are unaffected.
 
     `score`: w * min-max(cosine) + (1 - w) * min-max(BM25), both scaled over this query's
     candidates, so neither scale (cosines bunched near 0.3, BM25 unbounded) dominates by accident.
     `rrf`: w / (k + vector rank) + (1 - w) / (k + BM25 rank), a missing rank adding nothing.
+    The weights belong to the embedding model behind `info` (`rag.embeddings.fusion_weights`);
+    the RAG_HYBRID_* settings override them when set.
     """
-    fusions = fusion_terms(cosine, bm25_scores, vector_rank, bm25_rank, settings, cross_script)
+    fusions = fusion_terms(cosine, bm25_scores, vector_rank, bm25_rank, settings, cross_script, info)
     return np.array([f.fused for f in fusions], dtype=np.float64)
 
 
@@ -126,11 +137,11 @@ def fusion_terms(
     bm25_rank: np.ndarray,
     settings: Settings,
     cross_script: np.ndarray | None = None,
+    info: EmbeddingInfo | None = None,
 ) -> list[Fusion]:
     """`fuse`'s arithmetic with every operand kept, one `Fusion` per candidate (see `fuse`)."""
-    w = settings.hybrid_vector_weight
+    w, cross_weight = fusion_weights(settings, info)
     n = len(cosine)
-    cross = np.zeros(n, dtype=bool) if cross_script is None else np.asarray(cross_script, dtype=bool)
     if settings.hybrid_fusion == "rrf":
         k = settings.hybrid_rrf_k
         v = np.where(vector_rank > 0, 1.0 / (k + vector_rank), 0.0)
@@ -142,10 +153,16 @@ def fusion_terms(
                    bm25_rank=int(bm25_rank[i]), candidates=n)
             for i in range(n)
         ]
+    cross = np.zeros(n, dtype=bool) if cross_script is None else np.asarray(cross_script, dtype=bool)
     vector, lexical = minmax(cosine), minmax(bm25_scores)
-    cross_weight = settings.hybrid_cross_script_weight
-    if cross_script is not None:
-        lexical = np.where(cross, cross_weight * vector, lexical)
+    cross_norm = np.zeros(n)
+    cross_bounds: dict[str, float] = {}
+    if cross.any():
+        lexical = lexical.copy()
+        cross_norm[cross] = minmax(cosine[cross])
+        lexical[cross] = cross_weight * cross_norm[cross]
+        cross_bounds = dict(cross_cosine_min=float(cosine[cross].min()),
+                            cross_cosine_max=float(cosine[cross].max()))
     fused = w * vector + (1 - w) * lexical
     bounds = dict(cosine_min=float(cosine.min()), cosine_max=float(cosine.max()),
                   bm25_min=float(bm25_scores.min()), bm25_max=float(bm25_scores.max())) if n else {}
@@ -153,7 +170,9 @@ def fusion_terms(
         Fusion("score", w, float(cosine[i]), float(bm25_scores[i]), float(vector[i]),
                float(lexical[i]), float(fused[i]), cross_script=bool(cross[i]),
                cross_script_weight=cross_weight, vector_rank=int(vector_rank[i]),
-               bm25_rank=int(bm25_rank[i]), candidates=n, **bounds)
+               bm25_rank=int(bm25_rank[i]), candidates=n,
+               cross_norm=float(cross_norm[i]), cross_candidates=int(cross.sum()),
+               **bounds, **(cross_bounds if cross[i] else {}))
         for i in range(n)
     ]
 

@@ -39,3 +39,7 @@ class LoadError(RagError):
 
 class EmptyStoreError(RagError):
     """Nothing has been ingested yet into the collection being searched."""
+
+
+class InputError(RagError):
+    """The text or option given cannot be used as it is (empty, too long, out of range)."""

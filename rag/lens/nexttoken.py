@@ -80,6 +80,15 @@ class Distribution:
     seconds: float
     probs: np.ndarray = field(repr=False)
     """The whole distribution over the vocabulary (sums to 1), for sampling."""
+    logits: np.ndarray = field(repr=False)
+    _cdf: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def cdf(self) -> np.ndarray:
+        """Running totals of `probs`, computed once: a draw is then one binary search."""
+        if self._cdf is None:
+            self._cdf = np.cumsum(self.probs)
+        return self._cdf
 
     def as_dict(self) -> dict[str, Any]:
         return {"tokens": [t.as_dict() for t in self.tokens], "temperature": self.temperature,
@@ -151,8 +160,10 @@ class NextTokenModel:
 
     name = gemma_files.MODEL_NAME
 
-    def __init__(self, files: gemma_files.Files) -> None:
+    def __init__(self, files: gemma_files.Files, load_seconds: float = 0.0) -> None:
         self.files, self.config, self.weights = files, files.config, files.weights
+        self.load_seconds = load_seconds
+        """How long reading (and, the first time, converting) the files took."""
         self.tokenizer = files.tokenizer
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
@@ -220,17 +231,19 @@ class NextTokenModel:
         nz = probs[probs > 0]
         entropy = max(0.0, float(-(nz * np.log2(nz)).sum()))
         return Distribution(self.tokens(ids), temperature, candidates, entropy,
-                            time.perf_counter() - started, probs)
+                            time.perf_counter() - started, probs, logits)
 
     def sample(self, dist: Distribution, rng: np.random.Generator | None = None) -> Candidate:
         """One random draw from the whole distribution (not only the top candidates shown)."""
         rng = rng or np.random.default_rng()
-        chosen = int(rng.choice(dist.probs.size, p=dist.probs))
+        cdf = dist.cdf
+        chosen = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), cdf.size - 1)
+        while dist.probs[chosen] == 0:  # rounding at the very end of the running total
+            chosen -= 1
         rank = int((dist.probs > dist.probs[chosen]).sum()) + 1
         p = float(dist.probs[chosen])
-        logit = float(self.next_logits([t.id for t in dist.tokens])[chosen])
         return Candidate(rank, chosen, self.tokenizer.id_to_piece(chosen), self.decode([chosen]), p,
-                         math.log(p) if p > 0 else -math.inf, logit)
+                         math.log(p), float(dist.logits[chosen]))
 
     # --- scoring a text -----------------------------------------------------------------------
 
@@ -245,9 +258,10 @@ class NextTokenModel:
         if not ids:
             raise InputError("There is no text to score: give at least one character.")
         seq = [self.config.bos_id, *ids]
-        with self._lock, _blas_one_thread():
-            hidden = gemma.hidden_states(self.weights, self.config, seq)[:-1]  # t predicts t+1
-            rows = []
+        with self._lock:
+            with _blas_one_thread():
+                hidden = gemma.hidden_states(self.weights, self.config, seq)[:-1]  # t predicts t+1
+            rows = []  # the vocabulary products below are large enough for every BLAS thread
             for start in range(0, len(ids), _SCORE_ROWS):  # T x 262,144 logits at once is a lot
                 chunk = gemma.logits(self.weights, hidden[start: start + _SCORE_ROWS])
                 chunk -= chunk.max(axis=1, keepdims=True)
@@ -276,6 +290,8 @@ def load_model(cache_dir: Path) -> NextTokenModel:
     with _MODELS_LOCK:
         if key not in _MODELS:
             started = time.perf_counter()
-            _MODELS[key] = NextTokenModel(gemma_files.load(key))
-            log.info("next-token model ready in %.1f s", time.perf_counter() - started)
+            files = gemma_files.load(key)
+            seconds = time.perf_counter() - started
+            _MODELS[key] = NextTokenModel(files, seconds)
+            log.info("next-token model ready in %.1f s", seconds)
         return _MODELS[key]

@@ -19,7 +19,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, free_port, start_process, stop_process
-from tests.test_browser import CHROMEDRIVER, CHROMIUM, Page, browser  # noqa: F401  (fixture)
+from tests.test_browser import (  # noqa: F401  (browser is a fixture)
+    CHROMEDRIVER,
+    CHROMIUM,
+    SCREENSHOTS,
+    Page,
+    browser,
+)
 from tests.test_nexttoken import lm_dir, model  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
@@ -94,7 +100,10 @@ def test_next_token_page_steps_samples_and_shows_word_vectors(nt_app_url: str, b
     body = page.text()
     assert "237169" in body and "43452" in body  # 我 and まだ with their IDs
     assert "18.0%" in body and "覚えて" in body
-    page.shot("next-token.png")
+    if SCREENSHOTS:  # tall enough for the text, its tokens and all 20 bars
+        page.d.set_window_size(1280, 1500)
+        page.shot("next-token.png")
+        page.d.set_window_size(1280, 800)
 
     started = time.monotonic()
     page.click(page.button(f"{SEED_TOP} · "))

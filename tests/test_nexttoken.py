@@ -200,3 +200,34 @@ def test_rag_next_human_output_and_errors(lm_env: Path, capsys: pytest.CaptureFi
     assert err["kind"] == "InputError" and "no text to score" in err["error"]
     assert main(["next", "猫", "--temperature", "-1", "--json"]) == 1
     assert "Temperature" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_page_keeps_the_tokens_it_steps_through(lm_env: Path, model: NextTokenModel) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    def page() -> None:
+        from rag.ui.nexttoken import render_next_token_page
+
+        render_next_token_page()
+
+    at = AppTest.from_function(page, default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text_area(key="nt_text").value == SEED_TEXT
+    assert at.metric[0].value == "わからない" and at.metric[0].delta == "18.0%"
+    seed_ids = model.encode(SEED_TEXT)
+    at.button(key="nt_pick_2").click().run()  # 覚えて
+    assert at.session_state["nt_ids"] == [*seed_ids, 210098]
+    assert at.text_area(key="nt_text").value == SEED_TEXT + "覚えて"
+    at.slider(key="nt_temperature").set_value(0.0).run()
+    top = model.distribution([*seed_ids, 210098]).candidates[0]
+    at.button(key="nt_sample").click().run()
+    assert at.session_state["nt_ids"] == [*seed_ids, 210098, top.id]
+    assert "rank 1" in at.info[0].value
+    at.button(key="nt_undo").click().run()
+    assert at.session_state["nt_ids"] == [*seed_ids, 210098]
+    at.text_area(key="nt_text").input("Once upon a").run()  # typed text is read afresh
+    assert at.session_state["nt_ids"] == model.encode("Once upon a")
+    assert at.metric[0].value == "␣time"
+    at.button(key="nt_reset").click().run()
+    assert at.text_area(key="nt_text").value == SEED_TEXT
+    assert not at.exception and not at.error

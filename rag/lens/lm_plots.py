@@ -61,10 +61,10 @@ def word_map(words: Sequence[str], coords: np.ndarray, *, title: str = "") -> go
     if three:
         trace = go.Scatter3d(x=coords[:, 0], y=coords[:, 1], z=coords[:, 2], **common)
     else:
-        trace = go.Scatter(x=coords[:, 0], y=coords[:, 1], **common)
+        trace = go.Scatter(x=coords[:, 0], y=coords[:, 1], cliponaxis=False, **common)
     fig = go.Figure(trace)
     fig.update_layout(title=title or None, height=520, showlegend=False,
-                      margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
+                      margin={"l": 20, "r": 20, "t": 50, "b": 10})
     return fig
 
 

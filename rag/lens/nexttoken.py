@@ -222,7 +222,9 @@ class NextTokenModel:
         probs = probabilities(logits, temperature)
         with np.errstate(divide="ignore"):
             logprobs = np.log(probs)
-        order = np.argsort(-probs, kind="stable")[: min(top, probs.size)]
+        top = min(top, probs.size)
+        best = np.argpartition(-probs, top - 1)[:top]
+        order = best[np.argsort(-probs[best], kind="stable")]
         candidates = [
             Candidate(rank, int(i), self.tokenizer.id_to_piece(int(i)), self.decode([int(i)]),
                       float(probs[i]), float(logprobs[i]), float(logits[i]))

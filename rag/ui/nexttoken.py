@@ -123,7 +123,8 @@ def _render_next(model: NextTokenModel) -> None:
              f"{dist.candidates[0].prob:.1%}", delta_color="off")
     b.metric("エントロピー / entropy", f"{dist.entropy_bits:.2f} bits")
     c.metric("上位 20 の合計 / top-20 mass", f"{sum(x.prob for x in dist.candidates):.1%}")
-    st.plotly_chart(lm_plots.candidate_bars(dist.candidates), key=f"{KEY}_bars")
+    st.plotly_chart(lm_plots.candidate_bars(dist.candidates), key=f"{KEY}_bars",
+                    config={"displayModeBar": False})
     st.caption(f"{model.name} · 計算 / computed in {dist.seconds:.2f} s · 読み込み / model loaded in "
                f"{model.load_seconds:.1f} s · 26 万語彙のうち上位 {TOP} / the top {TOP} of "
                f"{model.config.vocab_size:,} tokens")

@@ -141,7 +141,7 @@ def test_bad_input_gets_a_clear_message(model: NextTokenModel) -> None:
         model.score("")
     with pytest.raises(InputError, match="Shorten it"):
         model.distribution([5] * MAX_TOKENS)
-    with pytest.raises(InputError, match="at least 1"):
+    with pytest.raises(InputError, match="at least 1, not 0"):
         model.distribution("猫", top=0)
     with pytest.raises(InputError, match="outside the vocabulary"):
         model.token(model.config.vocab_size)

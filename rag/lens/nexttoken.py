@@ -168,6 +168,7 @@ class NextTokenModel:
         self.tokenizer = files.tokenizer
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self._norms: np.ndarray | None = None
 
     # --- tokens -------------------------------------------------------------------------------
 
@@ -187,6 +188,15 @@ class NextTokenModel:
     def decode(self, ids: Sequence[int]) -> str:
         """Text of the IDs; a lone byte token of a split character shows as U+FFFD (�)."""
         return self.tokenizer.decode([int(i) for i in ids])
+
+    def embedding_norms(self) -> np.ndarray:
+        """Length of every embedding row, computed once (reads the whole 670 MB table)."""
+        if self._norms is None:
+            table = self.weights["token_embd.weight"]
+            norms = np.sqrt(np.einsum("ij,ij->i", table, table))
+            norms[norms == 0] = 1.0
+            self._norms = norms
+        return self._norms
 
     # --- the distribution ---------------------------------------------------------------------
 

@@ -96,24 +96,13 @@ def nearest_tokens(model: NextTokenModel, vector: np.ndarray, k: int = 10,
                    exclude: Sequence[int] = ()) -> list[tuple[Token, float]]:
     """The `k` vocabulary entries whose embedding rows point most nearly the same way."""
     table = model.weights[_EMBEDDING]
-    norms = _row_norms(model)
+    norms = model.embedding_norms()
     v = np.asarray(vector, dtype=np.float32)
     sims = (table @ v) / (norms * max(float(np.linalg.norm(v)), 1e-12))
     sims[list(exclude)] = -np.inf
     best = np.argpartition(-sims, k)[:k]
     best = best[np.argsort(-sims[best])]
     return [(model.token(int(i)), float(sims[i])) for i in best]
-
-
-def _row_norms(model: NextTokenModel) -> np.ndarray:
-    """Length of every embedding row, computed once per model (reads the whole 670 MB table)."""
-    norms = getattr(model, "_row_norms", None)
-    if norms is None:
-        table = model.weights[_EMBEDDING]
-        norms = np.sqrt(np.einsum("ij,ij->i", table, table))
-        norms[norms == 0] = 1.0
-        model._row_norms = norms  # type: ignore[attr-defined]
-    return norms
 
 
 def id_bits(token_id: int, vocab_size: int) -> str:

@@ -255,3 +255,16 @@ def test_page_keeps_the_tokens_it_steps_through(lm_env: Path, model: NextTokenMo
     at.button(key="nt_reset").click().run()
     assert at.text_area(key="nt_text").value == SEED_TEXT
     assert not at.exception and not at.error
+
+
+def test_a_cache_folder_that_cannot_be_written_says_what_to_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.config import get_settings
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    monkeypatch.setenv("RAG_LM_DIR", str(blocker / "lm"))
+    get_settings.cache_clear()
+    assert main(["next", "猫", "--json"]) == 1
+    err = json.loads(capsys.readouterr().out)
+    assert err["kind"] == "ConfigError" and "RAG_LM_DIR" in err["error"], err

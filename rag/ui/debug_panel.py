@@ -399,6 +399,9 @@ def _view_next_token(answer: Answer, key: str) -> None:
                 "no next-token probabilities. Set OPENAI_API_KEY (and OPENAI_BASE_URL for a "
                 "compatible server such as Ollama or llama.cpp) to see them."
             )
+            st.caption("オフラインの言語モデル（Gemma 3 270M）が任意の文章の続きをどう選ぶかは、左の"
+                       "「次トークン」ページで見られます / the Next token page (left) shows how an "
+                       "offline language model (Gemma 3 270M) would continue any text you type.")
         else:
             st.info(
                 f"{answer.llm} は logprobs を返しませんでした / the server returned no logprobs "

@@ -55,8 +55,12 @@ class EmptyStoreError(RagError):
     default_fix = "Run `rag ingest PATH` (or upload files in the app) first."
 
 
-class QueryError(RagError):
-    """A question or search option that cannot be used (empty, k out of range)."""
+class InputError(RagError):
+    """The text or option given cannot be used as it is (empty, too long, out of range)."""
+
+
+class QueryError(InputError):
+    """A question or search option that cannot be used (empty, not UTF-8, k out of range)."""
 
 
 class StateError(RagError):

@@ -81,12 +81,18 @@ def test_app_shows_a_hostile_document_as_text(tmp_path: Path, local_model, monke
     at.chat_input[0].set_value(QUESTION).run()
     assert not at.exception
     assistant = [m for m in at.chat_message if m.name == "assistant"][-1]
-    answer = assistant.markdown[0].value
-    assert "evil" in answer and "[1]" in answer  # the link's sentence was quoted, with its citation
+    answer = at.session_state["messages"][-1]["answer"]
+    assert "evil" in answer.text and "[1]" in answer.text  # the link's sentence, quoted and cited
     assert any("phish-ja" in t.value for t in assistant.text)  # the source's text, as st.text
     for shown in _shown_markdown(at):
         html = _html(shown)
         assert "<a " not in html and "<img" not in html, shown
+    # the answer itself is an HTML component: escaped text, its only links the [n] citations
+    from rag.ui.citations import answer_html
+
+    shown = answer_html(answer.text, {h.rank for h in answer.search.hits})
+    assert not re.search(r"<img|<a (?![^>]*class=\"rag-cite\")", shown)
+    assert re.findall(r'href="([^"]*)"', shown) == ["#"] * shown.count("rag-cite")
 
 
 class _Beacon(BaseHTTPRequestHandler):

@@ -70,6 +70,8 @@ class Answer:
     logprobs: list[TokenLogprob] | None
     """llm mode, when the server returned them."""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    not_found: bool = False
+    """The answerer declined: the documents do not hold the answer (the text says why)."""
 
     @property
     def lang(self) -> str:
@@ -90,6 +92,7 @@ class Answer:
             "sources": [h.as_dict() for h in self.search.hits],
             "embedding": self.search.embedding.as_dict(),
             "llm": self.llm,
+            "not_found": self.not_found,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
 
@@ -193,7 +196,7 @@ class Answerer:
         yield Answer(
             question=question, standalone_question=standalone, text=text, mode=self.info.mode,
             citations=citations, search=result, llm=self.info.model if self.llm else None,
-            logprobs=logprobs, timings_ms=timings,
+            logprobs=logprobs, timings_ms=timings, not_found=text == NO_ANSWER[lang_of(question)],
         )
 
     def _generate(

@@ -32,9 +32,13 @@ def _key(text: str) -> bytes:
 class CachedEmbeddings(Embeddings):
     """Wraps another `Embeddings`; only texts never seen before reach it."""
 
-    def __init__(self, inner: Embeddings, db_path: Path, namespace: str) -> None:
+    def __init__(self, inner: Embeddings, db_path: Path, namespace: str,
+                 query_namespace: str | None = None) -> None:
+        """`query_namespace`: where `embed_query` caches, for models that embed a question
+        differently from a passage of the same text (e5's `query: ` prefix); default `namespace`."""
         self.inner = inner
         self.namespace = namespace
+        self.query_namespace = query_namespace or namespace
         self._lock = threading.Lock()
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(db_path, check_same_thread=False, timeout=30, isolation_level=None)
@@ -61,14 +65,14 @@ class CachedEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         key = _key(text)
-        found = self._lookup([key])
+        found = self._lookup([key], self.query_namespace)
         if key in found:
             return found[key].tolist()
         vector = np.asarray(self.inner.embed_query(text), dtype=np.float32)
-        self._store({key: vector})
+        self._store({key: vector}, self.query_namespace)
         return vector.tolist()
 
-    def _lookup(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
+    def _lookup(self, keys: list[bytes], namespace: str | None = None) -> dict[bytes, np.ndarray]:
         found: dict[bytes, np.ndarray] = {}
         unique = list(dict.fromkeys(keys))
         try:
@@ -78,15 +82,15 @@ class CachedEmbeddings(Embeddings):
                     marks = ",".join("?" * len(part))
                     rows = self._db.execute(
                         f"SELECT key, vector FROM embedding_cache WHERE namespace=? AND key IN ({marks})",
-                        [self.namespace, *part],
+                        [namespace or self.namespace, *part],
                     ).fetchall()
                     found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
         except sqlite3.Error:
             return {}
         return found
 
-    def _store(self, vectors: dict[bytes, np.ndarray]) -> None:
-        rows = [(self.namespace, k, v.tobytes()) for k, v in vectors.items()]
+    def _store(self, vectors: dict[bytes, np.ndarray], namespace: str | None = None) -> None:
+        rows = [(namespace or self.namespace, k, v.tobytes()) for k, v in vectors.items()]
         try:
             with self._lock:
                 self._db.executemany("INSERT OR REPLACE INTO embedding_cache VALUES (?, ?, ?)", rows)

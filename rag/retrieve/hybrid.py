@@ -3,8 +3,8 @@
 Hybrid takes the top `hybrid_candidates` of the vector index and of BM25, then scores every
 candidate on both sides (its real cosine similarity, fetched vectors included, and its real BM25
 score), so a chunk found by one index is not punished for being missing from the other list.
-The default fusion is a weighted sum of min-max normalised scores with a small vector weight
-(0.2, tuned for the local model), which on the dev sets beat plain and weighted reciprocal rank
+The default fusion is a weighted sum of min-max normalised scores with a vector weight that
+belongs to the embedding model (0.2 for USE, tuned on the dev sets), which on the dev sets beat plain and weighted reciprocal rank
 fusion (figures in the README); RRF stays available as `hybrid_fusion=rrf`.
 Every hit carries its cosine similarity in `score`, whatever ranked it. Vector search alone
 lives in `rag.retrieve.searcher`, the BM25 index in `rag.retrieve.bm25`.
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag.config import Settings
+from rag.embeddings import EmbeddingInfo, fusion_weights
 from rag.lang import is_japanese
 from rag.retrieve import bm25
 
@@ -62,6 +63,7 @@ def hybrid_hits(
         np.array([h.bm25_rank or 0 for h in candidates]),
         settings,
         cross_script=np.array([is_japanese(h.text) != query_is_japanese for h in candidates]),
+        info=searcher.info,
     )
     for hit, value in zip(candidates, fused, strict=True):
         hit.fused_score = float(value)
@@ -103,19 +105,22 @@ def fuse(
     bm25_rank: np.ndarray,
     settings: Settings,
     cross_script: np.ndarray | None = None,
+    info: EmbeddingInfo | None = None,
 ) -> np.ndarray:
     """One fused score per candidate (higher is better); ranks are 1-based, 0 = not in that list.
 
     A candidate in the other script than the query (a Japanese chunk for an English question)
     cannot share words with it, so BM25's zero says nothing: with `cross_script` such candidates
-    are credited `hybrid_cross_script_weight` of their vector evidence in place of BM25, which is
+    are credited the cross-script weight of their vector evidence in place of BM25, which is
     how a multilingual model is meant to be used. Monolingual collections are unaffected.
 
     `score`: w * min-max(cosine) + (1 - w) * min-max(BM25), both scaled over this query's
     candidates, so neither scale (cosines bunched near 0.3, BM25 unbounded) dominates by accident.
     `rrf`: w / (k + vector rank) + (1 - w) / (k + BM25 rank), a missing rank adding nothing.
+    The weights belong to the embedding model behind `info` (`rag.embeddings.fusion_weights`);
+    the RAG_HYBRID_* settings override them when set.
     """
-    w = settings.hybrid_vector_weight
+    w, cross_weight = fusion_weights(settings, info)
     if settings.hybrid_fusion == "rrf":
         k = settings.hybrid_rrf_k
         v = np.where(vector_rank > 0, 1.0 / (k + vector_rank), 0.0)
@@ -123,7 +128,7 @@ def fuse(
         return w * v + (1 - w) * b
     vector, lexical = minmax(cosine), minmax(bm25_scores)
     if cross_script is not None:
-        lexical = np.where(cross_script, settings.hybrid_cross_script_weight * vector, lexical)
+        lexical = np.where(cross_script, cross_weight * vector, lexical)
     return w * vector + (1 - w) * lexical
 
 

@@ -218,13 +218,8 @@ class Answerer:
         """Every candidate sentence of the hits with its cosine to the query (one embedding call),
         the question's terms, and the evidence for answering at all."""
         terms = extractive.question_terms(question, self._idf())
-        hits = result.hits
-        evidence = Evidence(
-            cosine=max((h.score for h in hits), default=0.0),
-            coverage=max((terms.coverage(h.text) for h in hits), default=0.0),
-            calibration=calibration_for(self.settings, self.searcher.info.model),
-        )
-        cands = extractive.candidates(hits)
+        evidence = self.evidence(result, terms)
+        cands = extractive.candidates(result.hits)
         cosines = np.zeros(len(cands))
         if cands:
             vectors = np.asarray(self.searcher.embeddings.embed_documents([c.text for c in cands]))
@@ -233,6 +228,17 @@ class Answerer:
             cosines = vectors @ query / np.where(norms == 0, 1.0, norms)
         extractive.measure(question, cands, cosines, terms)
         return SentenceFeatures(question, cands, terms, evidence)
+
+    def evidence(self, result: SearchResult, terms: extractive.Terms | None = None) -> Evidence:
+        """The evidence that the hits hold an answer: best cosine and best term coverage."""
+        if terms is None:
+            terms = extractive.question_terms(result.query, self._idf())
+        hits = result.hits
+        return Evidence(
+            cosine=max((h.score for h in hits), default=0.0),
+            coverage=max((terms.coverage(h.text) for h in hits), default=0.0),
+            calibration=calibration_for(self.settings, self.searcher.info.model),
+        )
 
     def _idf(self) -> Callable[[str], float]:
         from rag.retrieve import bm25

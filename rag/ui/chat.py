@@ -87,8 +87,16 @@ def _render_assistant(msg: dict[str, Any], index: int, *, latest: bool) -> None:
         st.markdown(msg["content"])
         return
     _render_caption(answer)
-    st.markdown(answer.text)
+    _render_text(answer)
     _render_extras(answer, index, latest=latest)
+
+
+def _render_text(answer: Answer) -> None:
+    """The answer; "not in the documents" (with its reason) as a notice, the nearest chunks below."""
+    if answer.not_found:
+        st.info(answer.text, icon="🔎")
+    else:
+        st.markdown(answer.text)
 
 
 def _render_caption(answer: Answer) -> None:
@@ -139,7 +147,8 @@ def _ask(settings: Settings, controls: Controls, question: str) -> None:
                         else:
                             yield item
 
-                with st.spinner(t("thinking", lang)):
+                slot = st.empty()
+                with st.spinner(t("thinking", lang)), slot.container():
                     st.write_stream(pieces())
             except Exception as exc:
                 failed.append(str(exc) if isinstance(exc, RagError) else t("unexpected", lang, kind=type(exc).__name__))
@@ -148,6 +157,9 @@ def _ask(settings: Settings, controls: Controls, question: str) -> None:
             history.append({"role": "assistant", "content": "", "error": failed[0] if failed else "?"})
             return
         answer = final[0]
+        if answer.not_found:
+            with slot.container():
+                _render_text(answer)
         history.append({"role": "assistant", "content": answer.text, "answer": answer})
         if answer.standalone_question != answer.question:
             st.caption(f"{t('rewritten', lang)}: {answer.standalone_question}")

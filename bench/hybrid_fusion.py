@@ -76,7 +76,7 @@ def pools(path: Path, data_dir: Path, max_questions: int | None, seed: int, cand
     out = []
     for q in questions:
         qv = searcher.embeddings.embed_query(q.text)
-        hits = candidate_pool(searcher, index, index.scores(q.text), qv, candidates, None, None)
+        hits = candidate_pool(searcher.collection, index, index.scores(q.text), qv, candidates, None, None)
         sources = [h.source for h in hits]
         out.append((
             sources.index(q.gold) if q.gold in sources else -1,

@@ -17,6 +17,7 @@ from typing import Any
 
 from rag.config import Settings, get_settings
 from rag.errors import RagError
+from rag.retrieve.options import SearchOptions
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 _COMMANDS: dict[str, Handler] = {}
@@ -47,6 +48,12 @@ def add_retrieval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None, help="minimum cosine similarity")
     p.add_argument("--source", action="append", default=None, help="only this source (repeatable)")
     p.add_argument("--json", action="store_true")
+
+
+def options_from(args: argparse.Namespace) -> SearchOptions:
+    """The `SearchOptions` that `add_retrieval_options` flags spell."""
+    return SearchOptions().with_(k=args.k, mode=args.mode, mmr=args.mmr,
+                                 threshold=args.threshold, sources=args.source)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,8 +183,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from rag.retrieve.searcher import Searcher
 
     result = Searcher(settings).search(
-        args.query, k=args.k, mode=args.mode, mmr=args.mmr, threshold=args.threshold,
-        sources=args.source,
+        args.query, options_from(args),
     )
     if args.json:
         emit_json({"query": result.query, "mode": result.mode,
@@ -205,8 +211,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     else:
         say(f"llm: {info.model} — {info.reason}")
     answer: Answer | None = None
-    for item in answerer.stream(args.question, k=args.k, mode=args.mode, mmr=args.mmr,
-                                threshold=args.threshold, sources=args.source):
+    for item in answerer.stream(args.question, options=options_from(args)):
         if isinstance(item, Answer):
             answer = item
         elif not args.json:
@@ -226,7 +231,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("embed")
 def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.lens.vectors import embed_report
+    from rag.lens.report import embed_report
 
     data = embed_report(args.text, settings)
     if args.json:
@@ -246,21 +251,20 @@ def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("map")
 def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.lens import plots
-    from rag.lens import vectors as inspect
+    from rag.lens import collection, plots, projection
     from rag.retrieve.searcher import Searcher
 
     if args.max_points < 1:
         say("--max-points must be at least 1")
         return 1
     searcher = Searcher(settings)
-    vectors = inspect.load_vectors(
-        searcher.collection, inspect.collection_key(settings, searcher.info, searcher.collection))
+    vectors = collection.load_vectors(
+        searcher.collection, collection.collection_key(settings, searcher.info, searcher.collection))
     query_vector, hits = None, []
     if args.query:
         result = searcher.search(args.query, k=args.k, mode="vector")
         query_vector, hits = result.query_vector, result.hits
-    data = inspect.build_map(vectors, method=args.method, dims=args.dims, query=query_vector,
+    data = projection.build_map(vectors, method=args.method, dims=args.dims, query=query_vector,
                              query_text=args.query or "", hits=hits, max_points=args.max_points)
     out = args.out or (None if args.json else Path("rag-map.html"))
     if out is not None:
@@ -291,7 +295,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     with terminal_progress("eval", enabled=sys.stderr.isatty() or not args.json) as progress:
         report = evaluate(args.file, settings, mode=args.mode, k=args.k,
                           max_questions=args.max_questions, seed=args.seed,
-                          progress=_staged(progress), answers=args.answers)
+                          progress=progress, answers=args.answers)
     data = report.as_dict()
     if args.json:
         emit_json(data)
@@ -327,7 +331,7 @@ def _eval_unanswerable(args: argparse.Namespace, settings: Settings) -> int:
     with terminal_progress("eval", enabled=sys.stderr.isatty() or not args.json) as progress:
         report = evaluate_unanswerable(args.file, settings, mode=args.mode,
                                        max_questions=args.max_questions, seed=args.seed,
-                                       progress=_staged(progress))
+                                       progress=progress)
     data = report.as_dict()
     if args.json:
         emit_json(data)
@@ -345,20 +349,6 @@ def _table(rows: list[tuple[str, str]]) -> None:
     for name, value in rows:
         sys.stdout.write(f"{name:<{width}} {value}\n")
 
-
-def _staged(update: Callable[[Any], None]) -> Callable[[Any], None]:
-    """Progress events of several stages on one bar; a line names each stage as it starts."""
-    from types import SimpleNamespace
-
-    stage = [""]
-
-    def on_event(event: Any) -> None:
-        if event.stage != stage[0]:
-            stage[0] = event.stage
-            say(f"{event.stage} ({event.total})")
-        update(SimpleNamespace(done=event.done, total=event.total, chunks=None))
-
-    return on_event
 
 
 @command("stats")

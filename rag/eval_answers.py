@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.config import RetrievalModeName, Settings
+from rag.progress import Progress, ProgressFn
 
 if TYPE_CHECKING:
     from rag.answer.answerer import Answer
-    from rag.evaluate import ProgressFn, Question
+    from rag.evaluate import Question
     from rag.retrieve.searcher import Searcher
 
 
@@ -73,7 +74,7 @@ def answer_all(
 ) -> AnswerStats:
     """Answer every question with the app's answerer over `searcher`'s collection."""
     from rag.answer.answerer import Answerer
-    from rag.evaluate import EvalProgress, same_source
+    from rag.evaluate import same_source
 
     answerer = Answerer(settings, searcher=searcher)
     has_gold = any(q.answers for q in questions)
@@ -87,7 +88,7 @@ def answer_all(
         cited = [h.source for h in answer.cited_hits()]
         cites += any((s == question.gold) if exact else same_source(s, question.gold) for s in cited)
         if progress and (done % 10 == 0 or done == len(questions)):
-            progress(EvalProgress("answering", done, len(questions)))
+            progress(Progress("answering", done, len(questions)))
     return AnswerStats(len(questions), answered, contains if has_gold else None, cites, chars,
                        answerer.info.mode, settings.top_k)
 
@@ -126,7 +127,7 @@ def evaluate_unanswerable(
     """Ask the file's questions against the main collection, where none of them has an answer."""
     from rag.answer.answerer import Answerer
     from rag.errors import EmptyStoreError
-    from rag.evaluate import EvalProgress, load
+    from rag.evaluate import load
 
     questions = load(path).questions
     if max_questions is not None and max_questions < len(questions):
@@ -147,7 +148,7 @@ def evaluate_unanswerable(
         elif len(examples) < 5:
             examples.append({"question": question.text, "answer": answer.text})
         if progress and (done % 10 == 0 or done == len(questions)):
-            progress(EvalProgress("answering", done, len(questions)))
+            progress(Progress("answering", done, len(questions)))
     return UnanswerableReport(len(questions), not_found, chars,
                               answerer.searcher.info.collection_name,
                               mode or settings.retrieval_mode, examples)

@@ -7,7 +7,7 @@ The default fusion is a weighted sum of min-max normalised scores with a vector 
 belongs to the embedding model (0.2 for USE, tuned on the dev sets), which on the dev sets beat plain and weighted reciprocal rank
 fusion (figures in the README); RRF stays available as `hybrid_fusion=rrf`.
 Every hit carries its cosine similarity in `score`, whatever ranked it. Vector search alone
-lives in `rag.retrieve.searcher`, the BM25 index in `rag.retrieve.bm25`.
+lives in `rag.retrieve.hits`, the BM25 index in `rag.retrieve.bm25`.
 """
 
 from __future__ import annotations
@@ -20,30 +20,31 @@ from rag.config import Settings
 from rag.embeddings import EmbeddingInfo, fusion_weights
 from rag.lang import is_japanese
 from rag.retrieve import bm25
+from rag.retrieve.hits import Hit, fetch_hits, vector_hits
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
-    from rag.retrieve.searcher import Hit, Searcher
-
 
 def hybrid_hits(
-    searcher: Searcher,
+    settings: Settings,
+    collection: Collection,
     query: str,
     query_vector: list[float],
     n: int,
     mode: str,
     where: dict[str, Any] | None = None,
+    info: EmbeddingInfo | None = None,
 ) -> list[Hit]:
-    """The best `n` chunks by BM25 (`mode="bm25"`) or by fused BM25 and vector evidence."""
-    settings = searcher.settings
-    index = bm25.index_for(settings, searcher.collection)
-    allowed = bm25.allowed_rows(index, searcher.collection, where)
+    """The best `n` chunks by BM25 (`mode="bm25"`) or by fused BM25 and vector evidence;
+    `info` names the embedding model, whose fusion weights apply."""
+    index = bm25.index_for(settings, collection)
+    allowed = bm25.allowed_rows(index, collection, where)
     scores = index.scores(query)
     if mode == "bm25":
         top = index.top_of(scores, n, allowed)
         score_of = {index.ids[row]: score for row, score in top}
-        hits = fetch_hits(searcher.collection, list(score_of), query_vector)
+        hits = fetch_hits(collection, list(score_of), query_vector)
         for rank, hit in enumerate(hits, start=1):
             hit.rank = hit.bm25_rank = rank
             hit.bm25_score = score_of[hit.id]
@@ -52,7 +53,7 @@ def hybrid_hits(
         raise ValueError(f"unknown retrieval mode {mode!r}")
 
     pool = max(settings.hybrid_candidates, n)
-    candidates = candidate_pool(searcher, index, scores, query_vector, pool, allowed, where)
+    candidates = candidate_pool(collection, index, scores, query_vector, pool, allowed, where)
     if not candidates:
         return []
     query_is_japanese = is_japanese(query)
@@ -63,7 +64,7 @@ def hybrid_hits(
         np.array([h.bm25_rank or 0 for h in candidates]),
         settings,
         cross_script=np.array([is_japanese(h.text) != query_is_japanese for h in candidates]),
-        info=searcher.info,
+        info=info,
     )
     for hit, value in zip(candidates, fused, strict=True):
         hit.fused_score = float(value)
@@ -74,7 +75,7 @@ def hybrid_hits(
 
 
 def candidate_pool(
-    searcher: Searcher,
+    collection: Collection,
     index: bm25.BM25Index,
     scores: np.ndarray,
     query_vector: list[float],
@@ -83,11 +84,11 @@ def candidate_pool(
     where: dict[str, Any] | None,
 ) -> list[Hit]:
     """The union of both indexes' top `pool`, each hit with its cosine, BM25 score and ranks."""
-    by_vector = searcher.vector_hits(query_vector, pool, where)
+    by_vector = vector_hits(collection, query_vector, pool, where)
     by_bm25 = index.top_of(scores, pool, allowed)
     hits = {h.id: h for h in by_vector}
     missing = [index.ids[row] for row, _ in by_bm25 if index.ids[row] not in hits]
-    for hit in fetch_hits(searcher.collection, missing, query_vector):
+    for hit in fetch_hits(collection, missing, query_vector):
         hits[hit.id] = hit
     for rank, (row, _) in enumerate(by_bm25, start=1):
         if index.ids[row] in hits:
@@ -138,29 +139,3 @@ def minmax(values: np.ndarray) -> np.ndarray:
     if high - low < 1e-12:
         return np.ones_like(values, dtype=np.float64)
     return (values - low) / (high - low)
-
-
-def fetch_hits(collection: Collection, ids: list[str], query_vector: list[float]) -> list[Hit]:
-    """Chunks by id, in the given order, with their stored vectors and cosine to the query."""
-    from rag.retrieve.searcher import Hit
-
-    if not ids:
-        return []
-    got = collection.get(ids=ids, include=["documents", "metadatas", "embeddings"])
-    found = {
-        id_: (text, meta, vec)
-        for id_, text, meta, vec in zip(got["ids"], got["documents"], got["metadatas"],
-                                        got["embeddings"], strict=True)
-    }
-    query = np.asarray(query_vector, dtype=np.float64)
-    qnorm = float(np.linalg.norm(query)) or 1.0
-    hits = []
-    for id_ in ids:
-        if id_ not in found:  # deleted between the index build and now
-            continue
-        text, meta, vec = found[id_]
-        vector = np.asarray(vec, dtype=np.float64)
-        cosine = float(vector @ query) / ((float(np.linalg.norm(vector)) or 1.0) * qnorm)
-        hits.append(Hit(id=id_, rank=0, text=text or "", metadata=dict(meta or {}), score=cosine,
-                        vector=vector.tolist()))
-    return hits

@@ -163,3 +163,18 @@ def test_abstention_can_be_switched_off(docs: Answerer, monkeypatch: pytest.Monk
     get_settings.cache_clear()
     answer = Answerer(get_settings()).answer("天気")
     assert not answer.not_found and answer.citations
+
+
+def test_wrapped_pdf_lines_are_joined_and_titles_and_fragments_left_out() -> None:
+    text = ("commands cover it. Search shows what retrieval finds.\n後から変えられない設定\n"
+            "コレクションの距離の種類（l2、ip、cosine）は、コレクションを作るときに決まり、後から変\n"
+            "更できません。距離の種類を変えたい場合は作り直します。\nApproximate nearest neighbour search and HNSW\n"
+            "HNSW (Hierarchical Navigable Small World), published by Malkov, is the most widely used\n"
+            "index in vector databases today.\n")
+    assert [s.text for s in split_sentences(text)] == [
+        "Search shows what retrieval finds.",
+        "コレクションの距離の種類（l2、ip、cosine）は、コレクションを作るときに決まり、後から変更できません。",
+        "距離の種類を変えたい場合は作り直します。",
+        "HNSW (Hierarchical Navigable Small World), published by Malkov, is the most widely used "
+        "index in vector databases today.",
+    ]

@@ -15,8 +15,6 @@ import re
 from dataclasses import dataclass
 
 MIN_SENTENCE_CHARS = 6
-SHORT_LINE_CHARS = 20
-"""A line without a full stop shorter than this is a title, not an answer."""
 STOPS = "。！？.!?"
 
 _HEADING_MARKS = ("#", "|", "■", "□", "●", "◆", "◇", "【", "===", "---")
@@ -64,10 +62,8 @@ def split_sentences(text: str) -> list[Sentence]:
     text = text.replace(_SEP, _SEP_AS_BREAK)  # JSQuAD's `title [SEP] body`: the title is a heading
     out: list[Sentence] = []
     in_code = False
-    pos = 0
     heading, fresh = "", False
-    for raw in text.splitlines(keepends=True):
-        start, pos = pos, pos + len(raw)
+    for start, raw in _unwrapped_lines(text):
         line = raw.strip()
         if _FENCE.match(line):
             in_code = not in_code
@@ -85,10 +81,12 @@ def split_sentences(text: str) -> list[Sentence]:
                 out.append(Sentence(at, body, _announces(body), True, heading, fresh))
                 fresh = False
             continue
-        if body[-1] not in STOPS and len(body) < SHORT_LINE_CHARS and not _SENTENCE_INSIDE.search(body):
+        if _is_title(body):
             heading, fresh = body, True  # a title-like line without a full stop
             continue
         for offset, sentence in _sentences_of(body):
+            if at + offset == _first_char(text) and sentence[:1].islower():
+                continue  # the chunk starts mid-sentence (cut by the chunk overlap)
             if _quotable(sentence):
                 out.append(Sentence(at + offset, sentence, _announces(sentence), False, heading, fresh))
                 fresh = False
@@ -96,6 +94,57 @@ def split_sentences(text: str) -> list[Sentence]:
 
 
 _SENTENCE_INSIDE = re.compile(r"[。！？]")
+WRAP_CJK_CHARS = 30
+WRAP_LATIN_CHARS = 60
+"""A line this long that ends without a stop is a wrapped line (PDF text), not a title."""
+_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
+
+
+def _unwrapped_lines(text: str) -> list[tuple[int, str]]:
+    """(offset, line) with hard-wrapped lines joined: PDF text breaks sentences mid-line
+    (「後から変」 / 「更できません。」). A line is joined to the next when it is long, ends without a
+    stop or colon, and the next line is plain text (not blank, a heading, a list item or code)."""
+    lines: list[tuple[int, str]] = []
+    pos = 0
+    for raw in text.splitlines(keepends=True):
+        lines.append((pos, raw))
+        pos += len(raw)
+    out: list[tuple[int, str]] = []
+    in_code = False
+    for start, raw in lines:
+        line = raw.strip()
+        if _FENCE.match(line):
+            in_code = not in_code
+        if out and not in_code and _continues(out[-1][1], line):
+            prev_start, prev = out[-1]
+            glue = "" if _CJK_CHAR.match(line) and _CJK_CHAR.search(prev.rstrip()[-1:]) else " "
+            out[-1] = (prev_start, prev.rstrip() + glue + line + "\n")
+            continue
+        out.append((start, raw))
+    return out
+
+
+def _continues(prev: str, line: str) -> bool:
+    prev = prev.strip()
+    if not prev or not line or prev[-1] in STOPS + ":：" or _FENCE.match(prev) or _FENCE.match(line):
+        return False
+    if line.startswith(_HEADING_MARKS) or _LIST_MARK.match(line) or _SHELL.match(line):
+        return False
+    if prev.startswith(_HEADING_MARKS) or _SHELL.match(prev):
+        return False
+    cjk = bool(_CJK_CHAR.search(prev))
+    return len(prev) >= (WRAP_CJK_CHARS if cjk else WRAP_LATIN_CHARS)
+
+
+def _is_title(line: str) -> bool:
+    """A line without a stop, shorter than a wrapped line would be: a title or a label."""
+    if line[-1] in STOPS + ":：" or _SENTENCE_INSIDE.search(line):
+        return False
+    return len(line) < (WRAP_CJK_CHARS if _CJK_CHAR.search(line) else WRAP_LATIN_CHARS)
+
+
+def _first_char(text: str) -> int:
+    return len(text) - len(text.lstrip())
 _SEP = " [SEP] "
 _SEP_AS_BREAK = " " * (len(_SEP) - 1) + "\n"
 

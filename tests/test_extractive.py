@@ -178,3 +178,13 @@ def test_wrapped_pdf_lines_are_joined_and_titles_and_fragments_left_out() -> Non
         "HNSW (Hierarchical Navigable Small World), published by Malkov, is the most widely used "
         "index in vector databases today.",
     ]
+
+
+def test_prose_that_starts_with_a_command_word_is_a_sentence_and_a_cut_tail_is_not() -> None:
+    text = ("Three commands cover it. rag search shows what retrieval finds, and rag ask answers.\n"
+            " $ rag search \"How does HNSW trade speed for recall?\" -k 5\n"
+            "This is the most useful command when an answer looks wrong. If the chunk that contains the")
+    assert [s.text for s in split_sentences(text)] == [
+        "Three commands cover it.", "rag search shows what retrieval finds, and rag ask answers.",
+        "This is the most useful command when an answer looks wrong.",
+    ]

@@ -25,7 +25,7 @@ _SHELL = re.compile(
     r"git|cd|export|curl|wget|docker|apt|apt-get|sudo|npm|uv|ollama|source)\s+[-\w./~\"'=:]+)"
 )
 _JA_END = re.compile(r"[。！？][」』）)]*")
-_EN_END = re.compile(r"[.!?][\"')\]」』]*(?=\s+[\"'(\[「]?[A-Z0-9\u3040-\u30ff\u4e00-\u9fff])")
+_EN_END = re.compile(r"[.!?][\"')\]」』]*(?=\s+\S)")
 _ABBREVIATIONS = frozenset(
     "dr mr mrs ms prof st jr sr vs etc e.g eg i.e ie no nos fig figs approx cf al inc ltd co corp "
     "jan feb mar apr jun jul aug sep sept oct nov dec mt u.s u.k p pp vol ch sec ed eds".split()
@@ -68,7 +68,7 @@ def split_sentences(text: str) -> list[Sentence]:
         if _FENCE.match(line):
             in_code = not in_code
             continue
-        if in_code or not line or _SHELL.match(line) or line.startswith("|"):
+        if in_code or not line or _is_command(line) or line.startswith("|"):
             continue
         if line.startswith(_HEADING_MARKS):
             heading, fresh = line.lstrip("#■□●◆◇【=- ").rstrip("】 "), True
@@ -90,6 +90,9 @@ def split_sentences(text: str) -> list[Sentence]:
             if _quotable(sentence):
                 out.append(Sentence(at + offset, sentence, _announces(sentence), False, heading, fresh))
                 fresh = False
+    if out and not out[-1].item and out[-1].text[-1] not in STOPS + ":：" and \
+            text.rstrip().endswith(out[-1].text):
+        out.pop()  # the chunk ends mid-sentence
     return out
 
 
@@ -128,9 +131,9 @@ def _continues(prev: str, line: str) -> bool:
     prev = prev.strip()
     if not prev or not line or prev[-1] in STOPS + ":：" or _FENCE.match(prev) or _FENCE.match(line):
         return False
-    if line.startswith(_HEADING_MARKS) or _LIST_MARK.match(line) or _SHELL.match(line):
+    if line.startswith(_HEADING_MARKS) or _LIST_MARK.match(line) or _is_command(line):
         return False
-    if prev.startswith(_HEADING_MARKS) or _SHELL.match(prev):
+    if prev.startswith(_HEADING_MARKS) or _is_command(prev):
         return False
     cjk = bool(_CJK_CHAR.search(prev))
     return len(prev) >= (WRAP_CJK_CHARS if cjk else WRAP_LATIN_CHARS)
@@ -149,8 +152,19 @@ _SEP = " [SEP] "
 _SEP_AS_BREAK = " " * (len(_SEP) - 1) + "\n"
 
 
+_ALWAYS_SHELL = re.compile(r"^\s*(?:\$\s|>\s|[A-Z][A-Z0-9_]*=\S)")
+
+
+def _is_command(line: str) -> bool:
+    """A shell line: `$ …`, `VAR=…`, or a command word with arguments that does not read as prose
+    (prose that merely starts with one, "rag search shows what it finds, …", has commas or a stop)."""
+    line = line.strip()
+    prose = line[-1:] in STOPS or ", " in line or "、" in line
+    return bool(_ALWAYS_SHELL.match(line) or (_SHELL.match(line) and not prose))
+
+
 def _quotable(sentence: str) -> bool:
-    return len(sentence) >= MIN_SENTENCE_CHARS and not _SHELL.match(sentence)
+    return len(sentence) >= MIN_SENTENCE_CHARS and not _is_command(sentence)
 
 
 def _announces(sentence: str) -> bool:

@@ -172,7 +172,8 @@ class Answerer:
         yield Answer(
             question=question, standalone_question=standalone, text=text, mode=self.info.mode,
             citations=citations, search=result, llm=self.info.model if self.llm else None,
-            logprobs=logprobs, timings_ms=timings, not_found=text.startswith(NO_ANSWER[lang_of(question)]),
+            logprobs=logprobs, timings_ms=timings,
+            not_found=text.startswith(NO_ANSWER[lang_of(question)]),
         )
 
     def _generate(
@@ -200,25 +201,30 @@ class Answerer:
         """The best few sentences of the retrieved chunks, cited, in reading order; or, when the
         evidence is weak for this model, "not in the documents" and why."""
         lang = lang_of(question)
-        features = self.sentence_features(question, result)
+        terms = extractive.question_terms(question, self._idf())
+        evidence = self.evidence(result, terms)
+        if result.hits and not evidence.enough:  # decided before any sentence is embedded
+            text = NO_ANSWER[lang] + ("" if lang == "ja" else " ") + evidence.why_not(lang)
+            yield text
+            return text
+        features = self.sentence_features(question, result, terms, evidence)
         chosen = extractive.choose(features.scored()) if features.candidates else []
         if not chosen:
             text = NO_ANSWER[lang]
-            yield text
-            return text
-        if not features.evidence.enough:
-            text = NO_ANSWER[lang] + ("" if lang == "ja" else " ") + features.evidence.why_not(lang)
             yield text
             return text
         pieces = cited_pieces(chosen)
         yield from pieces
         return "".join(pieces)
 
-    def sentence_features(self, question: str, result: SearchResult) -> SentenceFeatures:
+    def sentence_features(
+        self, question: str, result: SearchResult,
+        terms: extractive.Terms | None = None, evidence: Evidence | None = None,
+    ) -> SentenceFeatures:
         """Every candidate sentence of the hits with its cosine to the query (one embedding call),
         the question's terms, and the evidence for answering at all."""
-        terms = extractive.question_terms(question, self._idf())
-        evidence = self.evidence(result, terms)
+        terms = terms or extractive.question_terms(question, self._idf())
+        evidence = evidence or self.evidence(result, terms)
         cands = extractive.candidates(result.hits)
         cosines = np.zeros(len(cands))
         if cands:

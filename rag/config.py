@@ -36,8 +36,12 @@ class Settings(BaseSettings):
 
     embedding_provider: EmbeddingProviderName = "auto"
     local_model: LocalModelName = Field(
-        "use", description="The bundled model `local` (and `auto` without a key) means; the default "
+        "e5", description="The bundled model `local` (and `auto` without a key) means; the default "
         "was chosen by measurement (README, Retrieval quality).",
+    )
+    e5_bundled_vectors: bool = Field(
+        True, description="Prefill e5's embedding cache with the shipped vectors of docs_corpus/ "
+        "(exact chunk texts only; rag/bundled_vectors.py); false embeds everything, as benchmarks need.",
     )
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))

@@ -58,6 +58,15 @@ class E5Embeddings(Embeddings):
                 out.extend(model.passage(list(texts[start : start + E5_BATCH])).tolist())
         return out
 
+    def embed_queries(self, texts: list[str]) -> list[list[float]]:
+        """Many questions in batches, with the query prefix (`rag eval` warms its cache with it)."""
+        model = load_e5_model()
+        out: list[list[float]] = []
+        for start in range(0, len(texts), E5_BATCH):
+            with _lock:
+                out.extend(model.query(list(texts[start : start + E5_BATCH])).tolist())
+        return out
+
     def embed_query(self, text: str) -> list[float]:
         model = load_e5_model()
         with _lock:

@@ -10,7 +10,7 @@ import pytest
 
 from rag.cli import main
 from rag.config import Settings, get_settings
-from rag.embeddings import fusion_weights
+from rag.embeddings import fusion_weights, resolve
 from rag.ingest.pipeline import Ingestor
 from rag.lang import is_japanese
 from rag.retrieve.hybrid import fuse
@@ -52,9 +52,7 @@ def test_fused_score_is_the_documented_sum_of_its_parts(ingested: Path) -> None:
     """Recompute every candidate's fused score from its cosine and BM25 score alone."""
     settings = get_settings()
     query = "ベクトルと埋め込み cosine similarity"
-    searcher = Searcher(settings)
-    everything = searcher.search(query, k=100, mode="hybrid").hits  # the whole pool
-    w, cross_weight = fusion_weights(settings, searcher.info)  # the model's own weights
+    everything = Searcher(settings).search(query, k=100, mode="hybrid").hits  # the whole pool
     cos = np.array([h.score for h in everything])
     bm = np.array([h.bm25_score for h in everything])
 
@@ -62,6 +60,8 @@ def test_fused_score_is_the_documented_sum_of_its_parts(ingested: Path) -> None:
         return (x - x.min()) / (x.max() - x.min())
 
     cross = np.array([is_japanese(h.text) != is_japanese(query) for h in everything])
+    w, cross_weight = fusion_weights(settings, resolve(settings))  # the model's own (USE here)
+    assert (w, cross_weight) == (0.2, 0.9)
     lexical = np.where(cross, cross_weight * minmax(cos), minmax(bm))
     expected = w * minmax(cos) + (1 - w) * lexical
     assert [h.fused_score for h in everything] == pytest.approx(list(expected), abs=1e-9)

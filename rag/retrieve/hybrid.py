@@ -4,8 +4,9 @@ Hybrid takes the top `hybrid_candidates` of the vector index and of BM25, then s
 candidate on both sides (its real cosine similarity, fetched vectors included, and its real BM25
 score), so a chunk found by one index is not punished for being missing from the other list.
 The default fusion is a weighted sum of min-max normalised scores with a vector weight that
-belongs to the embedding model (0.2 for USE, tuned on the dev sets), which on the dev sets beat plain and weighted reciprocal rank
-fusion (figures in the README); RRF stays available as `hybrid_fusion=rrf`.
+belongs to the embedding model (e5 0.6, USE 0.2: `rag.embeddings.OFFLINE_MODELS`), which on the
+dev sets beat plain and weighted reciprocal rank fusion for both models (figures in the README);
+RRF stays available as `hybrid_fusion=rrf`.
 Every hit carries its cosine similarity in `score`, whatever ranked it. Vector search alone
 lives in `rag.retrieve.hits`, the BM25 index in `rag.retrieve.bm25`.
 """
@@ -37,7 +38,7 @@ def hybrid_hits(
     info: EmbeddingInfo | None = None,
 ) -> list[Hit]:
     """The best `n` chunks by BM25 (`mode="bm25"`) or by fused BM25 and vector evidence;
-    `info` names the embedding model, whose fusion weights apply."""
+    `info` names the embedding model whose fusion weights apply."""
     index = bm25.index_for(settings, collection)
     allowed = bm25.allowed_rows(index, collection, where)
     scores = index.scores(query)

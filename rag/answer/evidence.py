@@ -29,7 +29,7 @@ class Calibration:
 
 CALIBRATIONS: dict[str, Calibration] = {
     "use-multilingual-v3": Calibration(cosine=0.30, coverage=0.5),
-    "multilingual-e5-small": Calibration(cosine=0.84, coverage=0.5),
+    "multilingual-e5-small": Calibration(cosine=0.85, coverage=0.5),
 }
 
 

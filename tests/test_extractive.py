@@ -188,3 +188,44 @@ def test_prose_that_starts_with_a_command_word_is_a_sentence_and_a_cut_tail_is_n
         "Three commands cover it.", "rag search shows what retrieval finds, and rag ask answers.",
         "This is the most useful command when an answer looks wrong.",
     ]
+
+
+@pytest.fixture(scope="module")
+def e5_docs_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """docs_corpus ingested with e5 (its bundled vectors make this quick)."""
+    data = tmp_path_factory.mktemp("docs-e5") / "data"
+    patch = pytest.MonkeyPatch()
+    for name in list(os.environ):
+        if name.startswith(("RAG_", "OPENAI_", "CHROMA_")):
+            patch.delenv(name, raising=False)
+    patch.setenv("RAG_DATA_DIR", str(data))
+    patch.setenv("RAG_EMBEDDING_PROVIDER", "e5")
+    get_settings.cache_clear()
+    store.reset_clients()
+    report = Ingestor(get_settings()).ingest([REPO / "docs_corpus"])
+    assert not report.failed
+    patch.undo()
+    get_settings.cache_clear()
+    store.reset_clients()
+    yield data
+
+
+def test_e5_has_its_own_bar_and_answers_the_first_question(
+    e5_docs_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_DATA_DIR", str(e5_docs_data))
+    monkeypatch.setenv("RAG_EMBEDDING_PROVIDER", "e5")
+    get_settings.cache_clear()
+    store.reset_clients()
+    answerer = Answerer(get_settings())
+    assert answerer.searcher.info.model == "multilingual-e5-small"
+    first = answerer.answer("エンベディングとは何ですか？")
+    assert not first.not_found and first.cited_hits()[0].source == "ja/01_embedding_toha.md"
+    assert first.text.startswith("埋め込み（embedding）とは、文章や単語のような記号の並びを")
+    bar = CALIBRATIONS["multilingual-e5-small"].cosine
+    assert bar > CALIBRATIONS["use-multilingual-v3"].cosine + 0.3  # e5's cosines sit high
+    for question in ["富士山の高さは何メートルですか？", "Who won the 2022 FIFA World Cup?", "天気", "ラーメン",
+                     "asdfghjkl"]:
+        answer = answerer.answer(question)
+        assert answer.not_found, (question, answer.text)
+        assert f"{bar:.2f}" in answer.text and len(answer.search.hits) == 5

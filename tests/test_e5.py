@@ -102,7 +102,9 @@ def test_ingest_and_search_with_e5_in_its_own_collection(corpus: Path, e5_env: S
     cos, bm = np.array([h.score for h in pool]), np.array([h.bm25_score for h in pool])
     scaled = (cos - cos.min()) / (cos.max() - cos.min())
     cross = np.array([is_japanese(h.text) != is_japanese(query) for h in pool])
-    lexical = np.where(cross, 1.0 * scaled, (bm - bm.min()) / (bm.max() - bm.min()))
+    lexical = (bm - bm.min()) / (bm.max() - bm.min())
+    other = cos[cross]
+    lexical[cross] = 1.0 * (other - other.min()) / (other.max() - other.min())
     assert [h.fused_score for h in pool] == pytest.approx(list(0.6 * scaled + 0.4 * lexical), abs=1e-9)
     assert cross.any() and not cross.all()
 

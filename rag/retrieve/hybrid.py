@@ -114,7 +114,10 @@ def fuse(
     A candidate in the other script than the query (a Japanese chunk for an English question)
     cannot share words with it, so BM25's zero says nothing: with `cross_script` such candidates
     are credited the cross-script weight of their vector evidence in place of BM25, which is
-    how a multilingual model is meant to be used. Monolingual collections are unaffected.
+    how a multilingual model is meant to be used. That evidence is min-max scaled among the
+    other-script candidates only: a multilingual model's cosines across languages sit below
+    those within one (e5's do), so the best Japanese chunk for an English question earns the
+    credit the best keyword match earns on the other side. Monolingual collections are unaffected.
 
     `score`: w * min-max(cosine) + (1 - w) * min-max(BM25), both scaled over this query's
     candidates, so neither scale (cosines bunched near 0.3, BM25 unbounded) dominates by accident.
@@ -129,8 +132,9 @@ def fuse(
         b = np.where(bm25_rank > 0, 1.0 / (k + bm25_rank), 0.0)
         return w * v + (1 - w) * b
     vector, lexical = minmax(cosine), minmax(bm25_scores)
-    if cross_script is not None:
-        lexical = np.where(cross_script, cross_weight * vector, lexical)
+    if cross_script is not None and cross_script.any():
+        lexical = lexical.copy()
+        lexical[cross_script] = cross_weight * minmax(cosine[cross_script])
     return w * vector + (1 - w) * lexical
 
 

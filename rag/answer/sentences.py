@@ -1,9 +1,10 @@
 """Split a chunk into the sentences an extractive answer may quote, and mark those it must not.
 
-What a quote may be: a sentence (Japanese 。！？, English . ! ? before a space and a capital), or a
-whole list item. What it may never be: a heading or a title-like line, a table row, anything inside
-a code fence, a shell command (`rag ingest docs_corpus`, `$ pip install …`, `RAG_TOP_K=8`), or
-half a sentence cut at an abbreviation ("Dr. Sato", "e.g. BM25", "3.5 GB"). A sentence that only
+What a quote may be: a sentence (Japanese 。！？, English . ! ? before a space), or a whole list
+item; lines hard-wrapped by a PDF are joined first. What it may never be: a heading or a title-like
+line, a table row, anything inside a code fence, a shell command (`rag ingest docs_corpus`,
+`$ pip install …`, `RAG_TOP_K=8`), half a sentence cut at an abbreviation ("Dr. Sato", "e.g. BM25",
+"3.5 GB"), or the cut-off head or tail of a chunk. A sentence that only
 announces what follows (「理由は二つあります。」, "There are two reasons:") is kept but marked
 `announces`, so the chooser can quote what follows in its place. Scoring lives in
 `rag.answer.extractive`.

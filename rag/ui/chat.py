@@ -19,9 +19,11 @@ from rag.config import Settings
 from rag.errors import RagError
 from rag.retrieve.options import SearchOptions
 from rag.ui import state
+from rag.ui.citations import render_answer_text
 from rag.ui.debug_panel import render_debug_panel
 from rag.ui.i18n import both, lang_of, t
 from rag.ui.sources import render_sources
+from rag.ui.trust_panel import render_trust_panel
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +89,17 @@ def _render_assistant(msg: dict[str, Any], index: int, *, latest: bool) -> None:
         st.markdown(msg["content"])
         return
     _render_caption(answer)
-    _render_text(answer)
+    _render_text(answer, key=f"answer_{index}")
     _render_extras(answer, index, latest=latest)
 
 
-def _render_text(answer: Answer) -> None:
-    """The answer; "not in the documents" (with its reason) as a notice, the nearest chunks below."""
+def _render_text(answer: Answer, *, key: str) -> None:
+    """The answer with clickable citations; "not in the documents" (with its reason) as a notice,
+    the nearest chunks below."""
     if answer.not_found:
         st.info(answer.text, icon="🔎")
     else:
-        st.markdown(answer.text)
+        render_answer_text(answer, key=key)
 
 
 def _render_caption(answer: Answer) -> None:
@@ -110,7 +113,8 @@ def _render_caption(answer: Answer) -> None:
 
 
 def _render_extras(answer: Answer, index: int, *, latest: bool) -> None:
-    render_sources(answer, expanded=latest)
+    render_sources(answer, expanded=latest, key=f"sources_{index}")
+    render_trust_panel(answer, key=f"trust_{index}")
     with st.expander(DEBUG_LABEL, expanded=False):
         with user_errors(answer.lang):
             render_debug_panel(answer, key=f"debug_{index}")
@@ -147,7 +151,7 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
                             yield item
 
                 slot = st.empty()
-                with st.spinner(t("thinking", lang)), slot.container():
+                with slot.container(), st.spinner(t("thinking", lang)):
                     st.write_stream(pieces())
             except Exception as exc:
                 failed.append(str(exc) if isinstance(exc, RagError) else t("unexpected", lang, kind=type(exc).__name__))
@@ -156,10 +160,9 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
             history.append({"role": "assistant", "content": "", "error": failed[0] if failed else "?"})
             return
         answer = final[0]
-        if answer.not_found:
-            with slot.container():
-                _render_text(answer)
         history.append({"role": "assistant", "content": answer.text, "answer": answer})
+        with slot.container():  # the streamed text again, now with clickable citations
+            _render_text(answer, key=f"answer_{len(history) - 1}")
         if answer.standalone_question != answer.question:
             st.caption(f"{t('rewritten', lang)}: {answer.standalone_question}")
         _render_extras(answer, len(history) - 1, latest=True)

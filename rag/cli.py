@@ -131,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10, help="depth of the ranking scored (default 10)")
     p.add_argument("--max-questions", type=int, default=None, help="a seeded sample of this many")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    p.add_argument("--answers", action="store_true",
+                   help="also answer every question with the app's answerer: answer_contains, mean_answer_chars")
+    p.add_argument("--unanswerable", action="store_true",
+                   help="ask the file's questions against the main collection, which cannot answer them: "
+                        "share answered 'not found'")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("stats", help="collections, their models and sizes")
@@ -366,10 +371,12 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.k < 1 or (args.max_questions is not None and args.max_questions < 1):
         say("--k and --max-questions must be at least 1")
         return 1
+    if args.unanswerable:
+        return _eval_unanswerable(args, settings)
     with terminal_progress("eval", enabled=sys.stderr.isatty() or not args.json) as progress:
         report = evaluate(args.file, settings, mode=args.mode, k=args.k,
                           max_questions=args.max_questions, seed=args.seed,
-                          progress=progress)
+                          progress=progress, answers=args.answers)
     data = report.as_dict()
     if args.json:
         emit_json(data)
@@ -384,11 +391,44 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         ("recall@10", f"{data['recall@10']:.3f}"), ("MRR@10", f"{data['mrr@10']:.3f}"),
         ("latency p50", f"{lat['p50']:.1f} ms"), ("latency p95", f"{lat['p95']:.1f} ms"),
     ]
-    for name, value in rows:
-        sys.stdout.write(f"{name:<12} {value}\n")
+    if args.answers:
+        contains = data["answer_contains"]
+        rows += [
+            ("answers", f"{data['answer_mode']}, k={data['answer_k']}"),
+            ("answer_contains", "n/a (no gold answer strings)" if contains is None else f"{contains:.3f}"),
+            ("mean_answer_chars", f"{data['mean_answer_chars']:.0f}"),
+            ("answered", f"{data['answered']:.3f}"), ("cites_gold", f"{data['cites_gold']:.3f}"),
+        ]
+    _table(rows)
     for source in data.get("missing_sources", []):
         say(f"warning: {source} is not in the collection; its questions count as misses")
     return 0
+
+
+def _eval_unanswerable(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.eval_answers import evaluate_unanswerable
+    from rag.progress import terminal_progress
+
+    with terminal_progress("eval", enabled=sys.stderr.isatty() or not args.json) as progress:
+        report = evaluate_unanswerable(args.file, settings, mode=args.mode,
+                                       max_questions=args.max_questions, seed=args.seed,
+                                       progress=progress)
+    data = report.as_dict()
+    if args.json:
+        emit_json(data)
+        return 0
+    _table([("file", str(args.file)), ("asked of", data["collection"]), ("mode", data["mode"]),
+            ("questions", str(data["questions"])), ("not_found", f"{data['not_found']:.3f}"),
+            ("mean_answer_chars", f"{data['mean_answer_chars']:.0f}")])
+    for example in data["answered_examples"]:
+        say(f"answered anyway: {example['question']} -> {example['answer'][:120]}")
+    return 0
+
+
+def _table(rows: list[tuple[str, str]]) -> None:
+    width = max(len(name) for name, _ in rows) + 1
+    for name, value in rows:
+        sys.stdout.write(f"{name:<{width}} {value}\n")
 
 
 

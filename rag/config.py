@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     openai_batch_size: int = Field(512, ge=1, le=2048, description="Inputs per embedding request.")
 
     answer_mode: AnswerModeName = "auto"
+    answer_abstain: bool = Field(
+        True, description="Extractive mode says 'not in the documents' when the evidence is weak."
+    )
+    answer_min_cosine: float | None = Field(
+        None, ge=-1, le=1,
+        description="Override the embedding model's calibrated best-hit cosine for answering.",
+    )
     llm_model: str = "gpt-4o-mini"
     llm_temperature: float = Field(0.2, ge=0, le=2)
     llm_logprobs: bool = Field(True, description="Ask the chat server for token logprobs (debug panel).")

@@ -121,8 +121,17 @@ def _render_assistant(msg: dict[str, Any], index: int, *, latest: bool) -> None:
         st.markdown(literal_markdown(msg["content"]))
         return
     _render_caption(answer)
-    render_answer_text(answer, key=f"answer_{index}")
+    _render_text(answer, key=f"answer_{index}")
     _render_extras(answer, index, latest=latest)
+
+
+def _render_text(answer: Answer, *, key: str) -> None:
+    """The answer with clickable citations; "not in the documents" (with its reason) as a notice,
+    the nearest chunks below."""
+    if answer.not_found:
+        st.info(answer.text, icon="🔎")
+    else:
+        render_answer_text(answer, key=key)
 
 
 def _render_caption(answer: Answer) -> None:
@@ -185,7 +194,7 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
         answer = final[0]
         history.append({"role": "assistant", "content": answer.text, "answer": answer})
         with slot.container():  # the streamed text again, now with clickable citations
-            render_answer_text(answer, key=f"answer_{len(history) - 1}")
+            _render_text(answer, key=f"answer_{len(history) - 1}")
         if answer.standalone_question != answer.question:
             st.caption(f"{t('rewritten', lang)}: {literal_markdown(answer.standalone_question)}")
         _render_extras(answer, len(history) - 1, latest=True)

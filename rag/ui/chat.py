@@ -129,7 +129,7 @@ def _render_text(answer: Answer, *, key: str) -> None:
     """The answer with clickable citations; "not in the documents" (with its reason) as a notice,
     the nearest chunks below."""
     if answer.not_found:
-        st.info(answer.text, icon="🔎")
+        st.info(literal_markdown(answer.text), icon="🔎")  # may quote an LLM or the question
     else:
         render_answer_text(answer, key=key)
 

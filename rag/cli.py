@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import Settings, get_settings
-from rag.errors import RagError
 from rag.retrieve.options import SearchOptions
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -32,12 +31,38 @@ def command(name: str) -> Callable[[Handler], Handler]:
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.write(_printable(json.dumps(data, ensure_ascii=False, indent=2)) + "\n")
 
 
 def say(message: str) -> None:
     """A line for the person at the terminal (stderr, so stdout stays parseable)."""
-    sys.stderr.write(message + "\n")
+    sys.stderr.write(_printable(message) + "\n")
+
+
+def _printable(text: str) -> str:
+    """Secrets masked; bytes of a non-UTF-8 file name (lone surrogates) as `\\xNN`, not a crash."""
+    from rag.secrets import mask_text
+
+    text = mask_text(text)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
+_TEXT_ARGS = ("query", "question", "text")
+
+
+def _check_text_args(args: argparse.Namespace) -> None:
+    """A question typed in a terminal that does not send UTF-8 arrives as undecodable bytes."""
+    from rag.errors import QueryError
+
+    for name in _TEXT_ARGS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and any("\udc80" <= ch <= "\udcff" for ch in value):
+            raise QueryError(
+                f"The {name} is not UTF-8 text (the terminal sent another encoding).",
+                "Use a UTF-8 terminal or locale (e.g. `export LANG=C.UTF-8`) and type it again.",
+            )
 
 
 def add_retrieval_options(p: argparse.ArgumentParser) -> None:
@@ -133,31 +158,33 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     as_json = getattr(args, "json", False)
+    settings: Settings | None = None
     try:
+        _check_text_args(args)
         settings = get_settings()
         return _COMMANDS[args.command](args, settings)
-    except RagError as exc:
-        if as_json:
-            emit_json({"error": str(exc), "kind": type(exc).__name__})
-        else:
-            say(f"error: {exc}")
-        return exc.exit_code
     except KeyboardInterrupt:
         say("interrupted")
         return 130
-    except Exception as exc:  # pydantic validation of settings, among others
+    except Exception as exc:  # pydantic validation of settings, failures from below, our own
         from pydantic import ValidationError
 
+        from rag.failures import explain
+
         if isinstance(exc, ValidationError):
-            message = "invalid settings: " + "; ".join(
+            message, kind, code = "invalid settings: " + "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
-            )
-            if as_json:
-                emit_json({"error": message, "kind": "ConfigError"})
-            else:
-                say(f"error: {message}")
-            return 1
-        raise
+            ), "ConfigError", 1
+        else:
+            error = explain(exc, settings)
+            if error is None:
+                raise
+            message, kind, code = str(error), type(error).__name__, error.exit_code
+        if as_json:
+            emit_json({"error": message, "kind": kind})
+        else:
+            say(f"error: {message}")
+        return code
 
 
 @command("ingest")
@@ -356,7 +383,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     emb, lat = data["embedding"], data["latency_ms"]
     rows = [
-        ("file", str(args.file)), ("mode", data["mode"]),
+        ("file", _printable(str(args.file))), ("mode", data["mode"]),
         ("embedding", f"{emb['provider']} {emb['model']} ({emb['dims']} dims)"),
         ("collection", data["collection"]),
         ("questions", str(data["questions"])), ("documents", str(data["documents"])),
@@ -459,7 +486,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         emit_json(report.as_dict())
     else:
-        sys.stdout.write(render(report) + "\n")
+        sys.stdout.write(_printable(render(report)) + "\n")
     return 0 if report.healthy else 1
 
 

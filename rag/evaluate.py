@@ -109,6 +109,11 @@ def load(path: Path) -> Dataset:
         raw = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise LoadError(f"Cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise LoadError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}).",
+            "Save it as UTF-8 (e.g. `iconv -f SHIFT_JIS -t UTF-8 in.json > out.json`).",
+        ) from None
     try:
         data = json.loads(raw)
     except json.JSONDecodeError:

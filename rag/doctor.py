@@ -153,24 +153,43 @@ def _store(settings: Settings, report: Diagnosis, info: Any) -> None:
 
 
 def _records_match(settings: Settings, info: Any, count: int) -> Check:
-    """The record manager and the collection should list the same chunks."""
-    from rag.state import SQLiteRecordManager, StateDB
+    """The store's manifest and its chunks should agree: every file finished, every chunk recorded.
 
-    if not settings.state_db.exists():
-        return Check("records", False, f"the collection has {count} chunks but {settings.state_db} "
-                     "is missing", "Run `rag reset --yes` and ingest again.")
-    state = StateDB(settings.state_db)
+    Both live in the store, so this compares the store with itself: the chunk counts the finished
+    file records promise against the chunks the collection holds, and files left `writing` by
+    an ingest that was killed.
+    """
+    from rag.state import Manifest
+
     try:
-        recorded = SQLiteRecordManager(info.collection_name, state).count()
-    finally:
-        state.close()
-    if recorded != count:
+        records = Manifest(settings, info.collection_name).all()
+    except Exception as exc:
+        return Check("records", False, f"the manifest could not be read: {type(exc).__name__}: {exc}",
+                     "Check the store (see the store check), then run `rag ingest PATH` again.")
+    unfinished = [r for r in records if not r.done]
+    promised = sum(r.chunks for r in records if r.done)
+    if unfinished:
+        names = ", ".join(r.source for r in unfinished[:3]) + (" …" if len(unfinished) > 3 else "")
         return Check(
             "records", False,
-            f"the record manager lists {recorded} chunks, the collection holds {count}",
-            "Run `rag ingest PATH` again for the same folders (it repairs an interrupted run); if "
-            "the numbers still differ, `rag reset --yes` and ingest again.")
-    return Check("records", True, f"record manager and collection agree ({count} chunks)")
+            f"{len(unfinished)} file(s) were being written when an ingest or delete stopped ({names})",
+            "Run the same `rag ingest PATH` again: it finishes them and removes their stale chunks "
+            "(add --prune if the files are gone).")
+    if count < promised:
+        return Check(
+            "records", False,
+            f"the manifest records {len(records)} files with {promised} chunks, but the collection "
+            f"holds only {count}: the store lost chunks (another store, or a reset or delete cut short)",
+            "Run `rag ingest PATH` again for the same folders: files whose chunks are missing are "
+            "stored again, the rest are skipped; or `rag reset --yes` and ingest again.")
+    if count > promised:
+        return Check(
+            "records", False,
+            f"the collection holds {count} chunks but the manifest's {len(records)} files account for "
+            f"{promised}: {count - promised} chunks belong to no finished file",
+            "Run `rag ingest PATH --prune` for the same folders (it sweeps chunks by file); if the "
+            "numbers still differ, `rag reset --yes` and ingest again.")
+    return Check("records", True, f"manifest and collection agree ({len(records)} files, {count} chunks)")
 
 
 def _ingest_lock(settings: Settings, report: Diagnosis) -> None:

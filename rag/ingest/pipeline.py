@@ -1,10 +1,13 @@
 """Idempotent ingest: files in, chunks embedded and stored, each document whole or not at all.
 
-The pipeline per run: discover files; skip those whose content digest is unchanged since the last
-successful ingest (no read, no chunking, no embedding); load and chunk the rest; group whole
-documents into batches; embed a batch while the previous one is written; write through LangChain's
-`index()` with our record manager (incremental cleanup replaces a changed file's old chunks). A bad
-file is reported and skipped; a provider failure stops the run without leaving half a document.
+The pipeline per run: catch up with the store (another process may have written); discover files;
+skip those the store's manifest records as done with the same content digest (no read, no
+chunking, no embedding) unless the store lost their chunks; load and chunk the rest; group whole
+documents into batches; embed a batch while the previous one is written; write through
+LangChain's `index()` with a record manager answered by the store, bracketed by the manifest's
+`writing` and `done` records (`rag.state`), so a killed run is finished, and its orphans swept by
+path, by the next. A bad file is reported and skipped; a provider failure stops the run without
+leaving half a document unrecorded.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import BusyError, LoadError
 from rag.ingest.chunking import split_documents
 from rag.ingest.loaders import FoundFile, Skipped, discover, load
-from rag.state import FileRecord, Manifest, SQLiteRecordManager, StateDB
+from rag.state import WRITING, FileRecord, Manifest, StoreRecordManager, store_counts
 
 PIPELINE_VERSION = 1
 ProgressFn = Callable[["IngestProgress"], None]
@@ -123,11 +126,12 @@ class Ingestor:
         self.settings = settings
         self.info = info or resolve(settings)
         self.embeddings = get_embeddings(settings, self.info)
-        self.state = StateDB(settings.state_db)
         namespace = self.info.collection_name
-        self.records = SQLiteRecordManager(namespace, self.state)
-        self.manifest = Manifest(namespace, self.state)
+        store.catch_up(settings, namespace)
+        self.manifest = Manifest(settings, namespace)
         self.vectors = store.vector_store(settings, self.info, self.embeddings)
+        self.records = StoreRecordManager(namespace, lambda: self.vectors._collection)
+        self._known: dict[str, FileRecord] = {}
         self.fingerprint = (
             f"v{PIPELINE_VERSION}:size={settings.chunk_size}:overlap={settings.chunk_overlap}"
         )
@@ -139,6 +143,7 @@ class Ingestor:
         started = time.perf_counter()
         report = IngestReport(self.info, self.info.collection_name)
         with ingest_lock(self.settings.data_dir, lock_wait_s):
+            self._catch_up()
             found: list[FoundFile] = []
             for item in discover(paths):
                 if isinstance(item, Skipped):
@@ -148,11 +153,37 @@ class Ingestor:
                         report.failed.append((str(item.path), item.reason))
                 else:
                     found.append(item)
+            self._known = self._reconciled([str(f.path) for f in found])
             self._run(found, report, progress)
             if prune:
                 report.deleted += self._prune(paths, {str(f.path) for f in found})
         report.seconds = time.perf_counter() - started
         return report
+
+    def _catch_up(self) -> None:
+        """Under the lock: if another process wrote since we opened the store, reopen our handles,
+        so this run writes on top of what is really there (an embedded index reloaded from disk)."""
+        before = store._known.get((store.store_key(self.settings), self.info.collection_name))
+        if store.catch_up(self.settings, self.info.collection_name) != before:
+            self.vectors = store.vector_store(self.settings, self.info, self.embeddings)
+
+    def _reconciled(self, paths: list[str]) -> dict[str, FileRecord]:
+        """The manifest's records of `paths`, less those whose chunks the store no longer holds.
+
+        Cheap when the store is whole: one count against the manifest's sum. Only when the store
+        holds fewer chunks than the finished records promise (a reset killed half-way, chunks
+        deleted by another tool) are chunks counted per file, and the files short of theirs are
+        ingested again.
+        """
+        records = self.manifest.all()
+        promised = sum(r.chunks for r in records if r.done)
+        known = {r.path: r for r in records}
+        if self.vectors._collection.count() >= promised:
+            return known
+        done = [p for p in paths if p in known and known[p].done]
+        held = store_counts(self.vectors._collection, done)
+        short = {p for p in done if held[p] != known[p].chunks}
+        return {p: r for p, r in known.items() if p not in short}
 
     def _run(self, found: list[FoundFile], report: IngestReport, progress: ProgressFn | None) -> None:
         """Chunk on this thread, embed groups ahead on another, write them in order on a third.
@@ -231,8 +262,8 @@ class Ingestor:
             report.failed.append((str(item.path), f"cannot read: {exc.strerror or exc}"))
             return None
         digest = hashlib.blake2b(data, digest_size=20).hexdigest()
-        known = self.manifest.get(str(item.path))
-        if known and known.digest == digest and known.fingerprint == self.fingerprint:
+        known = self._known.get(str(item.path))
+        if known and known.done and known.digest == digest and known.fingerprint == self.fingerprint:
             report.files_unchanged += 1
             report.skipped += known.chunks
             return None
@@ -251,6 +282,12 @@ class Ingestor:
         return _Pending(item, digest, chunks)
 
     def _write(self, group: list[_Pending], chunks: list[Document], report: IngestReport) -> None:
+        """Intent, chunks, commit: the manifest says `writing` before any chunk lands and `done`
+        only after the file's stale chunks are gone, so no kill leaves chunks no record names."""
+        self.manifest.put([
+            FileRecord(str(p.found.path), p.found.source, p.digest, self.fingerprint, len(p.chunks), WRITING)
+            for p in group
+        ])
         result = index(
             chunks,
             self.records,
@@ -268,7 +305,6 @@ class Ingestor:
             FileRecord(str(p.found.path), p.found.source, p.digest, self.fingerprint, len(p.chunks))
             for p in group
         ])
-        self.manifest.bump()
 
     def _prune(self, roots: list[Path], present: set[str]) -> int:
         """Delete documents recorded under the given roots whose files are gone."""
@@ -281,17 +317,25 @@ class Ingestor:
         return self.delete_paths(gone)
 
     def delete_paths(self, paths: list[str]) -> int:
-        """Remove these files' chunks from the store, the record manager and the manifest."""
+        """Remove these files' chunks (every chunk stored under their path) and their records.
+
+        The records are marked `writing` first, so a delete killed half-way is finished by the
+        next `--prune` or delete rather than leaving records that promise missing chunks.
+        """
+        if not paths:
+            return 0
+        known = self.manifest.get_many(paths)
+        self.manifest.put([
+            FileRecord(p, r.source, r.digest, r.fingerprint, r.chunks, WRITING) for p, r in known.items()
+        ])
         deleted = 0
-        for path in paths:
-            keys = self.records.list_keys(group_ids=[path])
+        for start in range(0, len(paths), 100):
+            part = paths[start : start + 100]
+            keys = self.records.list_keys(group_ids=part)
             if keys:
-                self.vectors.delete(ids=keys)
-                self.records.delete_keys(keys)
+                self.vectors._collection.delete(ids=keys)
                 deleted += len(keys)
-        if paths:
-            self.manifest.remove(paths)
-            self.manifest.bump()
+        self.manifest.remove(paths)
         return deleted
 
     def delete_source(self, source: str) -> int:
@@ -301,23 +345,25 @@ class Ingestor:
         if not paths:
             raise LoadError(f"No ingested document has source {source!r} (see `rag stats`).")
         with ingest_lock(self.settings.data_dir):
+            self._catch_up()
             return self.delete_paths(paths)
 
 
 def reset(settings: Settings) -> list[str]:
-    """Delete every collection this tool made (eval ones too), its BM25 files and ingest records."""
+    """Delete every collection this tool made (eval ones too), their manifests and BM25 files.
+
+    Manifests go first: a reset killed half-way leaves chunks no record promises (the next ingest
+    finds every file changed, re-adds nothing it already holds, and sweeps the rest by path),
+    never records promising chunks that are gone.
+    """
     import shutil
 
     with ingest_lock(settings.data_dir):
         chroma = store.client(settings)
         names = store.collection_names(settings, (store.PREFIX, store.EVAL_PREFIX))
+        for name in store.collection_names(settings, (store.MANIFEST_PREFIX,)):
+            chroma.delete_collection(name)
         for name in names:
             chroma.delete_collection(name)
         shutil.rmtree(settings.data_dir / "bm25", ignore_errors=True)
-        state = StateDB(settings.state_db)
-        with state.tx() as db:
-            for table in ("records", "files"):
-                db.execute(f"DELETE FROM {table}")
-            db.execute("UPDATE versions SET version = version + 1")
-        state.close()
     return names

@@ -6,8 +6,10 @@ letters and digits become words. Scoring is one sparse product: per-document BM2
 are precomputed in a CSC matrix, so a query sums a few columns, whatever the collection's size.
 
 The index is cached on disk under `RAG_DATA_DIR/bm25/` and in memory, keyed by the collection's
-`Manifest` version (bumped by every add, replace, prune and delete); a stale index is rebuilt on
-the next search, re-tokenizing only the chunks it has not seen (chunk ids are content hashes).
+write version, which lives in the store (`rag.state`) and changes with every add, replace, prune
+and delete by any process or machine; a stale index is refreshed from the store's chunks on the
+next search, re-tokenizing only the chunks it has not seen (chunk ids are content hashes). The
+files are only a cache: a fresh data dir builds them from the store.
 Fusion with vectors lives in `rag.retrieve.hybrid`; this module knows nothing about embeddings.
 """
 
@@ -23,13 +25,13 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag.config import Settings
+from rag.store import store_key
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3
+FORMAT = 4
 """Bumped when the tokenizer or the file layout changes, so old index files are rebuilt."""
 K1 = 1.2
 B = 0.75
@@ -128,31 +130,31 @@ class TermCounts:
             vocab = new.vocab
         return TermCounts([*keep, *new.ids], vocab, tf)
 
-    def save(self, path: Path, version: int, collection: str) -> None:
+    def save(self, path: Path, version: str, collection: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with open(tmp, "wb") as handle:
             np.savez(
                 handle,
-                meta=np.asarray([FORMAT, version, *self.tf.shape], dtype=np.int64),
-                collection=_pack([collection]),
+                meta=np.asarray([FORMAT, *self.tf.shape], dtype=np.int64),
+                collection=_pack([collection]), version=_pack([version]),
                 ids=_pack(self.ids), vocab=_pack(self.vocab),
                 data=self.tf.data, indices=self.tf.indices, indptr=self.tf.indptr,
             )
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path, collection: str) -> tuple[TermCounts, int] | None:
+    def load(cls, path: Path, collection: str) -> tuple[TermCounts, str] | None:
         """The counts and the version they were built at, or None when missing or unusable."""
         from scipy.sparse import csr_matrix
 
         try:
             with np.load(path, allow_pickle=False) as f:
-                fmt, version, n_docs, n_terms = (int(x) for x in f["meta"])
+                fmt, n_docs, n_terms = (int(x) for x in f["meta"])
                 if fmt != FORMAT or _unpack(f["collection"]) != [collection]:
                     return None
                 tf = csr_matrix((f["data"], f["indices"], f["indptr"]), shape=(n_docs, n_terms))
-                return cls(_unpack(f["ids"]), _unpack(f["vocab"]), tf), version
+                return cls(_unpack(f["ids"]), _unpack(f["vocab"]), tf), (_unpack(f["version"]) or [""])[0]
         except FileNotFoundError:
             return None
         except Exception as exc:  # a torn or foreign file is a cache miss, not an error
@@ -173,7 +175,7 @@ def _unpack(array: np.ndarray) -> list[str]:
 class BM25Index:
     """Okapi BM25 (k1=1.2, b=0.75, Lucene's non-negative idf) over fixed term counts."""
 
-    def __init__(self, counts: TermCounts, version: int = 0, tokenizer: Tokenizer = tokenize) -> None:
+    def __init__(self, counts: TermCounts, version: str = "", tokenizer: Tokenizer = tokenize) -> None:
         self.ids = counts.ids
         self.version = version
         self.tokenizer = tokenizer
@@ -242,8 +244,8 @@ def _weights(tf: csr_matrix) -> tuple[csc_matrix, np.ndarray]:
 
 # --- keeping the index in step with a collection ------------------------------------------------
 
-_cache: dict[tuple[str, str], BM25Index] = {}
-_locks: dict[tuple[str, str], threading.Lock] = {}
+_cache: dict[tuple[str, str, str], BM25Index] = {}
+_locks: dict[tuple[str, str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
@@ -251,39 +253,34 @@ def index_path(settings: Settings, collection_name: str) -> Path:
     return settings.data_dir / "bm25" / f"{collection_name}.npz"
 
 
-@lru_cache(maxsize=8)
-def _state(db_path: Path):
-    from rag.state import StateDB
+def collection_version(settings: Settings, collection_name: str) -> str:
+    """The store's write version of the collection (one small read)."""
+    from rag.state import read_version
 
-    return StateDB(db_path)
-
-
-def collection_version(settings: Settings, collection_name: str) -> int:
-    from rag.state import Manifest
-
-    return Manifest(collection_name, _state(settings.state_db.absolute())).version()
+    return read_version(settings, collection_name)
 
 
-def bump_version(settings: Settings, collection_name: str) -> int:
+def bump_version(settings: Settings, collection_name: str) -> str:
     """For writers that bypass `Ingestor` (the eval collections): mark the collection changed."""
     from rag.state import Manifest
 
-    return Manifest(collection_name, _state(settings.state_db.absolute())).bump()
+    return Manifest(settings, collection_name).bump()
 
 
-def index_for(settings: Settings, collection: Collection) -> BM25Index:
-    """The BM25 index of `collection`, current with its latest ingest; built or refreshed lazily.
+def index_for(settings: Settings, collection: Collection, version: str | None = None) -> BM25Index:
+    """The BM25 index of `collection`, current with its latest write; built or refreshed lazily.
 
-    Current means built at the collection's manifest version (one SQLite read per search).
-    An index read from disk must also hold as many chunks as Chroma does, which catches writes
-    that bypassed the manifest; that check is not repeated per search, because `count()` costs
-    about 5 ms at 100k chunks.
+    Current means built at the store's write version of the collection (`version` when the
+    caller has just read it, else one small read). An index read from disk must also hold as
+    many chunks as Chroma does, which catches writes that bypassed the version; that check is
+    not repeated per search, because `count()` costs about 5 ms at 100k chunks.
     """
-    key = (str(settings.data_dir.absolute()), collection.name)
+    key = (store_key(settings), str(settings.data_dir.absolute()), collection.name)
     with _locks_guard:
         lock = _locks.setdefault(key, threading.Lock())
     with lock:
-        version = collection_version(settings, collection.name)
+        if version is None:
+            version = collection_version(settings, collection.name)
         cached = _cache.get(key)
         if cached is not None and cached.version == version:
             return cached

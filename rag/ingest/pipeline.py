@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import time
 from collections import deque
@@ -85,6 +86,16 @@ class _Pending:
     found: FoundFile
     digest: str
     chunks: list[Document]
+
+
+def chunk_id(chunk: Document) -> str:
+    """A chunk's id in the store: a hash of its text and metadata (path, position, heading).
+
+    The same file ingested by any process or machine gets the same ids, so `index()` (and
+    `_not_stored`) can ask the store whether a chunk is there before embedding it.
+    """
+    payload = json.dumps([chunk.page_content, chunk.metadata], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.blake2b(payload.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 @contextmanager
@@ -160,6 +171,15 @@ class Ingestor:
         report.seconds = time.perf_counter() - started
         return report
 
+    def _not_stored(self, chunks: list[Document]) -> list[str]:
+        """Texts of the chunks the store does not hold yet: only those are worth embedding ahead.
+
+        A file whose record was lost (a fresh data dir's empty cache, a reset cut short) is
+        read again, but its chunks already in the store cost one id lookup, not an embedding.
+        """
+        present = self.records.exists([chunk_id(c) for c in chunks])
+        return [c.page_content for c, there in zip(chunks, present, strict=True) if not there]
+
     def _catch_up(self) -> None:
         """Under the lock: if another process wrote since we opened the store, reopen our handles,
         so this run writes on top of what is really there (an embedded index reloaded from disk)."""
@@ -214,7 +234,7 @@ class Ingestor:
                         prepared += len(pending.chunks)
                     if group and (sum(len(p.chunks) for p in group) >= limit or done == len(found)):
                         chunks = [c for p in group for c in p.chunks]
-                        texts = [c.page_content for c in chunks]
+                        texts = self._not_stored(chunks)
                         queued.append((group, chunks, embedder.submit(self.embeddings.embed_documents, texts)))
                         group = []
                         while len(queued) > ahead:
@@ -295,7 +315,7 @@ class Ingestor:
             batch_size=max(len(chunks), 1),
             cleanup="incremental",
             source_id_key="path",
-            key_encoder="blake2b",
+            key_encoder=chunk_id,
         )
         report.added += result["num_added"]
         report.updated += result["num_updated"]

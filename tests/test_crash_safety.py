@@ -223,9 +223,6 @@ def kill_between_write_and_commit(proc: subprocess.Popen, data_dir: Path, sig: i
     while True:
         assert proc.poll() is None, "the ingest ended before the kill landed in the window"
         assert time.monotonic() < deadline, "never caught the ingest between write and commit"
-        if raw_store(data_dir) is None:
-            time.sleep(0.05)
-            continue
         os.kill(proc.pid, signal.SIGSTOP)
         while not stopped(proc.pid):
             time.sleep(0.001)
@@ -239,14 +236,30 @@ def kill_between_write_and_commit(proc: subprocess.Popen, data_dir: Path, sig: i
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_killed_between_write_and_commit_then_files_edited(tmp_path: Path, sig: int) -> None:
+def test_killed_between_write_and_commit_then_files_edited(tmp_path: Path, sig: int, chroma_server,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks stored, their file not yet recorded, then the files change (or go) before the
-    re-run: the re-run with --prune must still equal a clean ingest of the edited folder."""
+    re-run: the re-run with --prune must still equal a clean ingest of the edited folder.
+
+    The killed ingest writes to a Chroma server, so this process can look at the store while
+    the ingest is frozen (an embedded store's SQLite lock would freeze the look too)."""
+    import chromadb
+
+    from rag.config import get_settings
+    from rag.ingest.pipeline import reset
+
+    host, port = chroma_server
+    monkeypatch.setenv("CHROMA_HOST", host)
+    monkeypatch.setenv("CHROMA_PORT", str(port))
+    get_settings.cache_clear()
+    reset(get_settings())
     root = tmp_path / "docs"
     make_files(root, 120)
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    _clients[killed_dir] = chromadb.HttpClient(host=host, port=port)
     with FakeOpenAI(api_key="sk-crash-test-0123456789", latency_s=0.03) as server:
-        env = rag_env(server, killed_dir, RAG_INGEST_BATCH_CHUNKS="5", RAG_OPENAI_CONCURRENCY="1")
+        env = rag_env(server, killed_dir, RAG_INGEST_BATCH_CHUNKS="5", RAG_OPENAI_CONCURRENCY="1",
+                      CHROMA_HOST=host, CHROMA_PORT=str(port))
         proc = subprocess.Popen([*RAG, "ingest", str(root), "--json"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

@@ -81,7 +81,7 @@ def test_what_this_process_writes_a_cli_search_sees_at_once(corpus: Path, local_
     assert hits(app, "quokkafrobnicator flux capacitor", "hybrid")[0] == "rare.md"
 
 
-@pytest.mark.parametrize("mode", ["bm25", "hybrid"])
+@pytest.mark.parametrize("mode", ["vector", "hybrid"])
 def test_an_app_upload_after_a_cli_ingest_keeps_both(corpus: Path, local_model, mode: str) -> None:
     """The app writes after the CLI did: its embedded index must be reloaded first, or its next
     write would be made on a view that lacks the CLI's chunks."""

@@ -280,7 +280,10 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     n = 50_000 if args.quick else args.chunks
-    results = [run(n, int(d), args.queries, args.keep) for d in args.dims.split(",")]
+    results = []
+    for d in args.dims.split(","):
+        results.append(run(n, int(d), args.queries, args.keep))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(json.dumps(results, indent=2))
 
 

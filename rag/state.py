@@ -43,6 +43,9 @@ _BATCH = 500
 _PAGE = 5000
 
 
+_sources: dict[tuple[str, str], tuple[str, list[str]]] = {}
+
+
 def manifest_name(collection_name: str) -> str:
     return (store.MANIFEST_PREFIX + collection_name)[:512]
 
@@ -75,16 +78,31 @@ def _manifest_collection(settings: Settings, collection_name: str, *, create: bo
         raise
 
 
+_handles: dict[tuple[str, str], tuple[Any, Collection]] = {}
+"""Manifest handles for `read_version`, per (store, collection), valid while their client is."""
+
+
 def read_version(settings: Settings, collection_name: str) -> str:
-    """The collection's write version, or "" when nothing was ever written (or it was reset)."""
-    coll = _manifest_collection(settings, collection_name, create=False)
+    """The collection's write version, or "" when nothing was ever written (or it was reset).
+
+    Asked before every question, so the manifest's handle is kept (one read instead of two);
+    a handle whose collection a reset dropped is replaced.
+    """
+    key = (store.store_key(settings), collection_name)
+    chroma = store.client(settings)
+    held = _handles.get(key)
+    coll = held[1] if held is not None and held[0] is chroma else None
     if coll is None:
-        return ""
+        coll = _manifest_collection(settings, collection_name, create=False)
+        if coll is None:
+            return ""
+        _handles[key] = (chroma, coll)
     try:
         got = coll.get(ids=[VERSION_ID], include=["metadatas"])
     except Exception as exc:
-        if _missing(exc):  # reset between the two calls
-            return ""
+        _handles.pop(key, None)
+        if _missing(exc):  # dropped by a reset: look again next time
+            return read_version(settings, collection_name) if held is not None else ""
         raise
     metas = got["metadatas"] or []
     return str((metas[0] or {}).get("version", "")) if metas else ""
@@ -177,7 +195,19 @@ class Manifest:
         return [r for r in self.all() if r.path == root or r.path.startswith(prefix)]
 
     def sources(self) -> list[str]:
-        return sorted({r.source for r in self.all()})
+        """Distinct sources, for the app's filter: read once per write version, not per rerun."""
+        version = self.version()
+        key = (store.store_key(self.settings), self.collection_name)
+        cached = _sources.get(key)
+        if cached is None or cached[0] != version:
+            cached = _sources[key] = (version, sorted({r.source for r in self.all()}))
+        return cached[1]
+
+    def find(self, source: str, path: str) -> list[FileRecord]:
+        """Records whose source is `source` or whose path is `path` (one filtered read)."""
+        got = self._call(lambda c: c.get(where={"$and": [{"kind": "file"}, {"$or": [
+            {"source": source}, {"path": path}]}]}, include=["metadatas"]), create=False)
+        return [FileRecord.of(m) for m in (got or {}).get("metadatas") or []]
 
     def version(self) -> str:
         return read_version(self.settings, self.collection_name)

@@ -37,6 +37,9 @@ from rag.ingest.loaders import FoundFile, Skipped, discover, load
 from rag.state import WRITING, FileRecord, Manifest, StoreRecordManager, store_counts
 
 PIPELINE_VERSION = 1
+_VERIFY_EACH = 200
+"""Runs over at most this many files check each file's chunk count in the store (cheap for a few
+files); larger runs compare one count with the manifest's sum, and go per file only if short."""
 ProgressFn = Callable[["IngestProgress"], None]
 
 
@@ -186,22 +189,28 @@ class Ingestor:
         before = store._known.get((store.store_key(self.settings), self.info.collection_name))
         if store.catch_up(self.settings, self.info.collection_name) != before:
             self.vectors = store.vector_store(self.settings, self.info, self.embeddings)
+            self.manifest = Manifest(self.settings, self.info.collection_name)
 
     def _reconciled(self, paths: list[str]) -> dict[str, FileRecord]:
         """The manifest's records of `paths`, less those whose chunks the store no longer holds.
 
-        Cheap when the store is whole: one count against the manifest's sum. Only when the store
-        holds fewer chunks than the finished records promise (a reset killed half-way, chunks
-        deleted by another tool) are chunks counted per file, and the files short of theirs are
-        ingested again.
+        A few files (an upload, a re-run on one folder) are checked one by one: their chunks
+        counted in the store against their records, so a file with chunks missing, or extra
+        ones, is ingested again. For many files that costs a read of every chunk's metadata, so
+        one count is compared with the manifest's sum first, and files are counted only when the
+        store holds fewer chunks than the finished records promise (a reset killed half-way,
+        another store, chunks deleted by another tool).
         """
-        records = self.manifest.all()
-        promised = sum(r.chunks for r in records if r.done)
-        known = {r.path: r for r in records}
-        if self.vectors._collection.count() >= promised:
-            return known
+        chunks = self.vectors._collection
+        if len(paths) <= _VERIFY_EACH:  # a few files (an upload): check each one's count, exactly
+            known = self.manifest.get_many(paths)
+        else:
+            records = self.manifest.all()
+            known = {r.path: r for r in records}
+            if chunks.count() >= sum(r.chunks for r in records if r.done):
+                return known
         done = [p for p in paths if p in known and known[p].done]
-        held = store_counts(self.vectors._collection, done)
+        held = store_counts(chunks, done)
         short = {p for p in done if held[p] != known[p].chunks}
         return {p: r for p, r in known.items() if p not in short}
 
@@ -361,7 +370,7 @@ class Ingestor:
     def delete_source(self, source: str) -> int:
         """Delete by the source shown in results or by path; returns chunks deleted."""
         wanted = str(Path(source).absolute())
-        paths = [r.path for r in self.manifest.all() if r.source == source or r.path == wanted]
+        paths = [r.path for r in self.manifest.find(source, wanted)]
         if not paths:
             raise LoadError(f"No ingested document has source {source!r} (see `rag stats`).")
         with ingest_lock(self.settings.data_dir):

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
 VERSION_ID = "~version"
-DONE, WRITING = "done", "writing"
+DONE, WRITING, DELETED = "done", "writing", "deleted"
+_LIVE = {"$and": [{"kind": "file"}, {"state": {"$ne": DELETED}}]}
 _BATCH = 500
 _PAGE = 5000
 
@@ -116,6 +117,8 @@ class FileRecord:
     fingerprint: str
     chunks: int
     state: str = DONE
+    at: float = 0.0
+    """When the record was written (the writer's clock); 0 for a record not read from the store."""
 
     @property
     def done(self) -> bool:
@@ -129,7 +132,8 @@ class FileRecord:
     @classmethod
     def of(cls, meta: dict[str, Any]) -> FileRecord:
         return cls(str(meta["path"]), str(meta["source"]), str(meta["digest"]),
-                   str(meta["fingerprint"]), int(meta["chunks"]), str(meta.get("state", DONE)))
+                   str(meta["fingerprint"]), int(meta["chunks"]), str(meta.get("state", DONE)),
+                   float(meta.get("at", 0.0)))
 
 
 class Manifest:
@@ -171,7 +175,8 @@ class Manifest:
             got = self._call(lambda c, ids=ids: c.get(ids=ids, include=["metadatas"]), create=False)
             for meta in (got or {}).get("metadatas") or []:
                 record = FileRecord.of(meta)
-                out[record.path] = record
+                if record.state != DELETED:
+                    out[record.path] = record
         return out
 
     def get(self, path: str) -> FileRecord | None:
@@ -181,7 +186,7 @@ class Manifest:
         records: list[FileRecord] = []
         offset = 0
         while True:
-            got = self._call(lambda c, o=offset: c.get(where={"kind": "file"}, include=["metadatas"],
+            got = self._call(lambda c, o=offset: c.get(where=_LIVE, include=["metadatas"],
                                                         limit=_PAGE, offset=o), create=False)
             metas = (got or {}).get("metadatas") or []
             records.extend(FileRecord.of(m) for m in metas)
@@ -205,12 +210,18 @@ class Manifest:
 
     def find(self, source: str, path: str) -> list[FileRecord]:
         """Records whose source is `source` or whose path is `path` (one filtered read)."""
-        got = self._call(lambda c: c.get(where={"$and": [{"kind": "file"}, {"$or": [
+        got = self._call(lambda c: c.get(where={"$and": [*_LIVE["$and"], {"$or": [
             {"source": source}, {"path": path}]}]}, include=["metadatas"]), create=False)
         return [FileRecord.of(m) for m in (got or {}).get("metadatas") or []]
 
     def version(self) -> str:
         return read_version(self.settings, self.collection_name)
+
+    def changed_since(self, at: float) -> list[FileRecord]:
+        """Records written after `at` (this process's clock), deleted files' tombstones included."""
+        got = self._call(lambda c: c.get(where={"$and": [{"kind": "file"}, {"at": {"$gt": at}}]},
+                                         include=["metadatas"]), create=False)
+        return [FileRecord.of(m) for m in (got or {}).get("metadatas") or []]
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -230,10 +241,9 @@ class Manifest:
         return self.put([])
 
     def remove(self, paths: Sequence[str]) -> str:
-        for start in range(0, len(paths), _BATCH):
-            ids = [_file_id(p) for p in paths[start : start + _BATCH]]
-            self._call(lambda c, ids=ids: c.delete(ids=ids), create=False)
-        return self.bump()
+        """Mark files deleted: a tombstone, not a deletion, so readers that refresh by what
+        changed (BM25 on another machine) learn that the file is gone."""
+        return self.put([FileRecord(p, "", "", "", 0, DELETED) for p in paths])
 
 
 def store_counts(chunks: Collection, paths: Sequence[str]) -> Counter[str]:

@@ -118,7 +118,7 @@ def test_index_follows_ingest_add_and_prune(corpus: Path, local_model, caplog) -
     ingestor.ingest([corpus])
     with caplog.at_level(logging.INFO, logger="rag.retrieve.bm25"):
         assert _bm25_sources("quokkafrobnicator") == ["rare.md"]
-    assert "(1 tokenized)" in caplog.text  # only the new chunk was tokenized again
+    assert "(1 tokenized) by changed files" in caplog.text  # only the new file was read again
     second = bm25.index_for(settings, coll)
     assert second.version > first.version and len(second) == len(first) + 1
 

@@ -1,7 +1,8 @@
 """RAG Lens, the Streamlit app: wiring only. Run with `make run` (or `streamlit run app.py`).
 
-Pages: the chat (sidebar controls, streamed answers, sources with scores, the embedding debug panel)
-and the Explorer (the corpus map). Everything else lives in `rag/` and `rag/ui/`.
+Pages: the chat (sidebar controls, streamed answers, sources with scores, the embedding debug panel),
+the Explorer (the corpus map) and Next token (a local language model's odds and word vectors).
+Everything else lives in `rag/` and `rag/ui/`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import streamlit as st
 from rag.ui import state
 from rag.ui.chat import render_chat, user_errors
 from rag.ui.explorer import render_explorer
+from rag.ui.nexttoken import render_next_token_page
 from rag.ui.sidebar import ensure_corpus, render_sidebar
 
 BUNDLED_CORPUS = Path(__file__).resolve().parent / "docs_corpus"
@@ -39,8 +41,14 @@ def explorer_page() -> None:
         render_explorer()
 
 
+def next_token_page() -> None:
+    with user_errors():
+        render_next_token_page()
+
+
 st.set_page_config(page_title="RAG Lens", page_icon="🔎", layout="wide")
 st.navigation([
     st.Page(chat_page, title="チャット / Chat", icon="💬", url_path="chat", default=True),
     st.Page(explorer_page, title="エクスプローラー / Explorer", icon="🗺️", url_path="explorer"),
+    st.Page(next_token_page, title="次トークン / Next token", icon="🔮", url_path="next-token"),
 ]).run()

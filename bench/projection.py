@@ -16,7 +16,7 @@ import uuid
 
 import numpy as np
 
-from rag.lens import vectors as inspect
+from rag.lens import collection, projection
 
 
 def clustered(n: int, dims: int, topics: int = 40, spread: float = 0.6, seed: int = 0) -> np.ndarray:
@@ -47,10 +47,10 @@ def main() -> None:
     m = clustered(args.n, args.dims)
     print(f"data: {args.n} x {args.dims} clustered unit vectors (float32, seed 0)")
 
-    inspect.project(m[:50], "pca", 2)  # warm up BLAS threads
-    ours = timed(lambda: inspect.project(m, "pca", 2), repeat=3)
+    projection.project(m[:50], "pca", 2)  # warm up BLAS threads
+    ours = timed(lambda: projection.project(m, "pca", 2), repeat=3)
     print(f"PCA 2-D (rag.lens.vectors, numpy randomized SVD): {ours:.3f} s")
-    ours3 = timed(lambda: inspect.project(m, "pca", 3), repeat=3)
+    ours3 = timed(lambda: projection.project(m, "pca", 3), repeat=3)
     print(f"PCA 3-D (rag.lens.vectors):                       {ours3:.3f} s")
 
     from sklearn.decomposition import PCA
@@ -59,25 +59,25 @@ def main() -> None:
     print(f"PCA 2-D (scikit-learn, baseline):            {base:.3f} s  -> ours is {base / ours:.1f}x")
 
     ids = [str(i) for i in range(args.n)]
-    vectors = inspect.CollectionVectors(("bench", uuid.uuid4().hex), ids, ids, ["s"] * args.n, m, args.n)
-    first = timed(lambda: inspect.build_map(vectors, max_points=args.n))
+    vectors = collection.CollectionVectors(("bench", uuid.uuid4().hex), ids, ids, ["s"] * args.n, m, args.n)
+    first = timed(lambda: projection.build_map(vectors, max_points=args.n))
     query = m[0]
-    placed = timed(lambda: inspect.build_map(vectors, query=query, max_points=args.n), repeat=5)
+    placed = timed(lambda: projection.build_map(vectors, query=query, max_points=args.n), repeat=5)
     print(f"build_map PCA, all {args.n} points: first {first:.3f} s, "
           f"cached + new query {placed * 1000:.1f} ms")
-    capped = inspect.CollectionVectors(("bench", uuid.uuid4().hex), ids, ids, ["s"] * args.n, m, args.n)
-    cap = timed(lambda: inspect.build_map(capped, max_points=inspect.MAX_POINTS))
-    print(f"build_map PCA, sampled to {inspect.MAX_POINTS}: {cap:.3f} s")
+    capped = collection.CollectionVectors(("bench", uuid.uuid4().hex), ids, ids, ["s"] * args.n, m, args.n)
+    cap = timed(lambda: projection.build_map(capped, max_points=projection.MAX_POINTS))
+    print(f"build_map PCA, sampled to {projection.MAX_POINTS}: {cap:.3f} s")
 
     small = m[: args.small]
-    tsne = timed(lambda: inspect.project(small, "tsne", 2))
+    tsne = timed(lambda: projection.project(small, "tsne", 2))
     print(f"t-SNE 2-D on {args.small} points:                 {tsne:.2f} s")
-    if inspect.umap_available():
-        inspect.project(small[:50], "umap", 2)  # numba compiles on first use
-        umap_s = timed(lambda: inspect.project(small, "umap", 2))
+    if projection.umap_available():
+        projection.project(small[:50], "umap", 2)  # numba compiles on first use
+        umap_s = timed(lambda: projection.project(small, "umap", 2))
         print(f"UMAP 2-D on {args.small} points (after JIT warm-up): {umap_s:.2f} s")
     else:
-        print(f"UMAP: not installed ({inspect.UMAP_INSTALL})")
+        print(f"UMAP: not installed ({projection.UMAP_INSTALL})")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 
 from rag.config import Settings, get_settings
 from rag.errors import RagError
+from rag.retrieve.options import SearchOptions
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 _COMMANDS: dict[str, Handler] = {}
@@ -47,6 +48,12 @@ def add_retrieval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None, help="minimum cosine similarity")
     p.add_argument("--source", action="append", default=None, help="only this source (repeatable)")
     p.add_argument("--json", action="store_true")
+
+
+def options_from(args: argparse.Namespace) -> SearchOptions:
+    """The `SearchOptions` that `add_retrieval_options` flags spell."""
+    return SearchOptions().with_(k=args.k, mode=args.mode, mmr=args.mmr,
+                                 threshold=args.threshold, sources=args.source)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="HTML file to write (default: rag-map.html)")
     p.add_argument("--max-points", type=int, default=3000, help="sample larger collections to this")
     p.add_argument("--json", action="store_true", help="print the points as JSON (writes --out too if given)")
+
+    p = sub.add_parser("next", help="a language model's next-token probabilities for a text (offline)")
+    p.add_argument("text")
+    p.add_argument("--top", type=int, default=20, help="how many candidates to list (default 20)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="reshape the distribution: <1 sharper, >1 flatter, 0 = always the top token")
+    p.add_argument("--sample", type=int, default=0, metavar="N", help="also draw N random next tokens")
+    p.add_argument("--seed", type=int, default=None, help="seed for --sample")
+    p.add_argument("--score", action="store_true",
+                   help="instead: each token's log-probability given the text before it, and the perplexity")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("eval", help="recall@k and MRR of retrieval on a QA file (SQuAD JSON or JSONL)")
     p.add_argument("file", type=Path, metavar="FILE")
@@ -171,8 +189,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from rag.retrieve.searcher import Searcher
 
     result = Searcher(settings).search(
-        args.query, k=args.k, mode=args.mode, mmr=args.mmr, threshold=args.threshold,
-        sources=args.source,
+        args.query, options_from(args),
     )
     if args.json:
         emit_json({"query": result.query, "mode": result.mode,
@@ -200,8 +217,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     else:
         say(f"llm: {info.model} — {info.reason}")
     answer: Answer | None = None
-    for item in answerer.stream(args.question, k=args.k, mode=args.mode, mmr=args.mmr,
-                                threshold=args.threshold, sources=args.source):
+    for item in answerer.stream(args.question, options=options_from(args)):
         if isinstance(item, Answer):
             answer = item
         elif not args.json:
@@ -221,7 +237,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("embed")
 def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.lens.vectors import embed_report
+    from rag.lens.report import embed_report
 
     data = embed_report(args.text, settings)
     if args.json:
@@ -241,21 +257,20 @@ def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("map")
 def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.lens import plots
-    from rag.lens import vectors as inspect
+    from rag.lens import collection, plots, projection
     from rag.retrieve.searcher import Searcher
 
     if args.max_points < 1:
         say("--max-points must be at least 1")
         return 1
     searcher = Searcher(settings)
-    vectors = inspect.load_vectors(
-        searcher.collection, inspect.collection_key(settings, searcher.info, searcher.collection))
+    vectors = collection.load_vectors(
+        searcher.collection, collection.collection_key(settings, searcher.info, searcher.collection))
     query_vector, hits = None, []
     if args.query:
         result = searcher.search(args.query, k=args.k, mode="vector")
         query_vector, hits = result.query_vector, result.hits
-    data = inspect.build_map(vectors, method=args.method, dims=args.dims, query=query_vector,
+    data = projection.build_map(vectors, method=args.method, dims=args.dims, query=query_vector,
                              query_text=args.query or "", hits=hits, max_points=args.max_points)
     out = args.out or (None if args.json else Path("rag-map.html"))
     if out is not None:
@@ -273,6 +288,47 @@ def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@command("next")
+def cmd_next(args: argparse.Namespace, settings: Settings) -> int:
+    import numpy
+
+    from rag.lens.nexttoken import load_model
+
+    model = load_model(settings.lm_cache_dir)
+    if args.score:
+        score = model.score(args.text)
+        if args.json:
+            emit_json({"model": model.name, "text": args.text, **score.as_dict()})
+            return 0
+        for t in score.tokens:
+            sys.stdout.write(f"{t.id:>7} {t.piece!r:<16} logprob {t.logprob:8.3f}  p {t.prob:6.1%}  "
+                             f"rank {t.rank:<6} top {t.top!r}\n")
+        sys.stdout.write(f"{len(score.tokens)} tokens, mean logprob {score.mean_logprob:.3f}, "
+                         f"perplexity {score.perplexity:.2f}\n")
+        return 0
+    if args.sample < 0:
+        say("--sample must be 0 or more")
+        return 1
+    dist = model.distribution(args.text, top=args.top, temperature=args.temperature)
+    rng = numpy.random.default_rng(args.seed) if args.sample else None
+    samples = [model.sample(dist, rng) for _ in range(args.sample)]
+    if args.json:
+        data = {"model": model.name, "text": args.text, **dist.as_dict()}
+        if args.sample:
+            data["samples"] = [c.as_dict() for c in samples]
+        emit_json(data)
+        return 0
+    sys.stdout.write(" ".join(f"{t.piece}({t.id})" for t in dist.tokens) + "\n")
+    sys.stdout.write(f"{model.name}, temperature {dist.temperature:g}, entropy "
+                     f"{dist.entropy_bits:.2f} bits, {dist.seconds:.2f} s\n")
+    for c in dist.candidates:
+        bar = "█" * round(c.prob * 40)
+        sys.stdout.write(f"{c.rank:>3}. {c.text!r:<18} {c.id:>7} {c.prob:7.2%} {bar}\n")
+    for c in samples:
+        sys.stdout.write(f"sample: {c.text!r} (rank {c.rank}, p {c.prob:.2%})\n")
+    return 0
+
+
 @command("eval")
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from rag.evaluate import evaluate
@@ -284,7 +340,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     with terminal_progress("eval", enabled=sys.stderr.isatty() or not args.json) as progress:
         report = evaluate(args.file, settings, mode=args.mode, k=args.k,
                           max_questions=args.max_questions, seed=args.seed,
-                          progress=_staged(progress))
+                          progress=progress)
     data = report.as_dict()
     if args.json:
         emit_json(data)
@@ -305,20 +361,6 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         say(f"warning: {source} is not in the collection; its questions count as misses")
     return 0
 
-
-def _staged(update: Callable[[Any], None]) -> Callable[[Any], None]:
-    """Progress events of several stages on one bar; a line names each stage as it starts."""
-    from types import SimpleNamespace
-
-    stage = [""]
-
-    def on_event(event: Any) -> None:
-        if event.stage != stage[0]:
-            stage[0] = event.stage
-            say(f"{event.stage} ({event.total})")
-        update(SimpleNamespace(done=event.done, total=event.total, chunks=None))
-
-    return on_event
 
 
 @command("stats")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -17,7 +18,9 @@ from rag.answer.answerer import Answerer
 from rag.cli import main
 from rag.config import get_settings
 from rag.ingest.pipeline import Ingestor
-from rag.lens import vectors as inspect
+from rag.lens import collection, logprobs, projection, why
+from rag.lens import tokens as token_view
+from rag.lens import vectors as vector_view
 from rag.retrieve.searcher import Searcher
 from rag.tokens import ensure_offline_encoding
 from tests.fake_openai import FakeOpenAI, pieces
@@ -30,11 +33,11 @@ def ingest(path: Path) -> None:
     assert not report.failed
 
 
-def loaded() -> tuple[Searcher, inspect.CollectionVectors]:
+def loaded() -> tuple[Searcher, collection.CollectionVectors]:
     settings = get_settings()
     searcher = Searcher(settings)
-    key = inspect.collection_key(settings, searcher.info, searcher.collection)
-    return searcher, inspect.load_vectors(searcher.collection, key)
+    key = collection.collection_key(settings, searcher.info, searcher.collection)
+    return searcher, collection.load_vectors(searcher.collection, key)
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
@@ -48,7 +51,7 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]
 def test_token_ids_equal_tiktoken_and_groups_spell_the_text() -> None:
     ensure_offline_encoding()
     expected = tiktoken.get_encoding("cl100k_base").encode(MIXED)
-    groups = inspect.token_groups(MIXED)
+    groups = token_view.token_groups(MIXED)
     assert [t.id for g in groups for t in g.tokens] == expected
     assert "".join(g.text for g in groups) == MIXED
     split = [g for g in groups if g.split]
@@ -57,11 +60,11 @@ def test_token_ids_equal_tiktoken_and_groups_spell_the_text() -> None:
         assert len(g.text.strip()) == 1 and all(re.fullmatch(r"<[0-9a-f]{2}( [0-9a-f]{2})*>", t.text) for t in g.tokens)
     neko = next(g for g in groups if g.text == "猫")
     assert [t.text for t in neko.tokens] == ["<e7>", "<8c>", "<ab>"]
-    stats = inspect.token_stats(MIXED)
+    stats = token_view.token_stats(MIXED)
     assert stats.tokens == len(expected) and stats.chars == len(MIXED)
     # Japanese costs more tokens per character than English
-    assert inspect.token_stats("吾輩は猫である。名前はまだ無い。").chars_per_token < \
-        inspect.token_stats("I am a cat. I have no name yet.").chars_per_token
+    assert token_view.token_stats("吾輩は猫である。名前はまだ無い。").chars_per_token < \
+        token_view.token_stats("I am a cat. I have no name yet.").chars_per_token
 
 
 def test_embed_json_shape_and_tokens(capsys: pytest.CaptureFixture[str], local_model) -> None:
@@ -95,7 +98,11 @@ def test_vectors_shown_are_those_stored_in_chroma(corpus: Path, local_model, cap
     result = searcher.search("猫の名前", k=3, mode="vector")  # compared with exact nearest below
     for hit in result.hits:
         (emb,) = searcher.collection.get(ids=[hit.id], include=["embeddings"])["embeddings"]
-        assert np.allclose(inspect.hit_vector(hit, vectors), emb, atol=1e-7)
+        assert np.allclose(collection.hit_vector(hit, vectors), emb, atol=1e-7)
+        # a keyword-found hit may come without its vector: it is looked up in the loaded matrix
+        bare = dataclasses.replace(hit, vector=None)
+        assert np.allclose(collection.hit_vector(bare, vectors), emb / np.linalg.norm(emb), atol=1e-6)
+        assert collection.hit_vector(dataclasses.replace(hit, id="gone", vector=None), vectors) is None
         assert np.allclose(hit.vector, emb, atol=1e-7)
     # `rag embed` of a stored chunk's text gives the vector stored for it
     text, (emb,) = stored["documents"][0], stored["embeddings"][:1]
@@ -122,28 +129,28 @@ def test_collection_cache_follows_the_collection_state(corpus: Path, local_model
 def test_why_hit_puts_every_number_side_by_side(corpus: Path, local_model) -> None:
     ingest(corpus)
     searcher, vectors = loaded()
-    assert inspect.collection_metric(searcher.collection) == "cosine"
+    assert why.collection_metric(searcher.collection) == "cosine"
     result = searcher.search("cosine distance", k=2, mode="vector")  # a hit with a Chroma distance
     hit = result.hits[0]
-    why = inspect.why_hit(result.query_vector, hit.vector, hit.distance,
-                          metric=inspect.collection_metric(searcher.collection))
-    assert why.distance == hit.distance
-    assert why.similarity_from_distance == pytest.approx(hit.score)
-    assert why.cosine == pytest.approx(1 - hit.distance, abs=1e-5)
-    assert why.dot == pytest.approx(float(np.dot(result.query_vector, hit.vector)))
-    assert why.dot == pytest.approx(why.cosine, abs=1e-4)  # both unit length
-    assert why.positive_share + why.negative_share == pytest.approx(why.dot)
+    explained = why.why_hit(result.query_vector, hit.vector, hit.distance,
+                          metric=why.collection_metric(searcher.collection))
+    assert explained.distance == hit.distance
+    assert explained.similarity_from_distance == pytest.approx(hit.score)
+    assert explained.cosine == pytest.approx(1 - hit.distance, abs=1e-5)
+    assert explained.dot == pytest.approx(float(np.dot(result.query_vector, hit.vector)))
+    assert explained.dot == pytest.approx(explained.cosine, abs=1e-4)  # both unit length
+    assert explained.positive_share + explained.negative_share == pytest.approx(explained.dot)
     products = np.asarray(result.query_vector) * np.asarray(hit.vector)
-    assert [d for d, _ in why.top_positive] == list(np.argsort(-products)[:20])
-    assert [d for d, _ in why.top_negative] == list(np.argsort(products)[:20])
-    assert why.top_positive[0][1] == pytest.approx(products.max())
+    assert [d for d, _ in explained.top_positive] == list(np.argsort(-products)[:20])
+    assert [d for d, _ in explained.top_negative] == list(np.argsort(products)[:20])
+    assert explained.top_positive[0][1] == pytest.approx(products.max())
 
 
 def test_vector_exports() -> None:
     vecs = {"query": [0.5, -0.25], "[1] a.md": [0.125, 1.0]}
-    assert inspect.vector_csv(vecs).splitlines() == ["dim,query,[1] a.md", "0,0.5,0.125", "1,-0.25,1.0"]
-    assert json.loads(inspect.vector_json(vecs)) == vecs
-    s = inspect.summarize([3.0, 4.0])
+    assert vector_view.vector_csv(vecs).splitlines() == ["dim,query,[1] a.md", "0,0.5,0.125", "1,-0.25,1.0"]
+    assert json.loads(vector_view.vector_json(vecs)) == vecs
+    s = vector_view.summarize([3.0, 4.0])
     assert (s.dims, s.norm, s.minimum, s.maximum) == (2, 5.0, 3.0, 4.0)
 
 
@@ -159,7 +166,7 @@ def test_pca_puts_near_texts_near(local_model, dims: int) -> None:
     from rag.embeddings import LocalEmbeddings
 
     m = np.asarray(LocalEmbeddings().embed_documents(CATS + MONEY), dtype=np.float32)
-    coords = inspect.project(m, "pca", dims)
+    coords = projection.project(m, "pca", dims)
     assert coords.shape == (len(CATS) + len(MONEY), dims)
     cats, money = coords[: len(CATS)], coords[len(CATS):]
     cat_cat = np.linalg.norm(cats[0] - cats[1])
@@ -167,7 +174,7 @@ def test_pca_puts_near_texts_near(local_model, dims: int) -> None:
     worst_inside = max(np.linalg.norm(a - b) for a in cats for b in cats)
     assert worst_inside < min(np.linalg.norm(a - b) for a in cats for b in money)
     # deterministic: the same input gives the same map
-    assert np.allclose(coords, inspect.project(m, "pca", dims))
+    assert np.allclose(coords, projection.project(m, "pca", dims))
 
 
 def _clusters(n_per: int, centres: int, dims: int, seed: int = 0) -> np.ndarray:
@@ -182,7 +189,7 @@ def test_projection_methods_keep_clusters_apart(method: str) -> None:
     if method == "umap":
         pytest.importorskip("umap", reason="optional extra: pip install 'rag-lens[umap]'")
     m = _clusters(20, 3, 64)
-    coords = inspect.project(m, method, 2)
+    coords = projection.project(m, method, 2)
     labels = np.repeat(np.arange(3), 20)
     centroids = np.stack([coords[labels == k].mean(axis=0) for k in range(3)])
     nearest = np.argmin(np.linalg.norm(coords[:, None] - centroids[None], axis=2), axis=1)
@@ -191,7 +198,7 @@ def test_projection_methods_keep_clusters_apart(method: str) -> None:
 
 def test_pca_matches_an_exact_svd_on_large_input() -> None:
     m = _clusters(300, 8, 700, seed=1)  # min(n, d) > 600: the randomized path
-    ours = inspect.project(m, "pca", 3)
+    ours = projection.project(m, "pca", 3)
     centred = m.astype(np.float64) - m.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     exact = centred @ vt[:3].T
@@ -199,20 +206,20 @@ def test_pca_matches_an_exact_svd_on_large_input() -> None:
         assert abs(np.corrcoef(ours[:, k], exact[:, k])[0, 1]) > 0.999
 
 
-def _fake_vectors(m: np.ndarray, sources: list[str]) -> inspect.CollectionVectors:
+def _fake_vectors(m: np.ndarray, sources: list[str]) -> collection.CollectionVectors:
     ids = [f"id{i}" for i in range(len(m))]
-    return inspect.CollectionVectors(("test", uuid.uuid4().hex), ids, [f"text {i}" for i in ids],
+    return collection.CollectionVectors(("test", uuid.uuid4().hex), ids, [f"text {i}" for i in ids],
                                      sources, m, len(m))
 
 
 def test_build_map_samples_keeps_hits_marks_query_and_caches() -> None:
-    from rag.retrieve.searcher import Hit
+    from rag.retrieve.hits import Hit
 
     m = _clusters(50, 4, 32)
     vectors = _fake_vectors(m, [f"s{i // 50}.md" for i in range(200)])
     hits = [Hit(id="id7", rank=1, text="", metadata={}, score=0.9),
             Hit(id="id199", rank=2, text="", metadata={}, score=0.8)]
-    data = inspect.build_map(vectors, query=m[7], query_text="q", hits=hits, max_points=40)
+    data = projection.build_map(vectors, query=m[7], query_text="q", hits=hits, max_points=40)
     kinds = [p.kind for p in data.points]
     assert kinds.count("query") == 1 and kinds.count("hit") == 2
     assert 40 <= len(data.points) - 1 <= 42 and data.total == 200
@@ -221,11 +228,11 @@ def test_build_map_samples_keeps_hits_marks_query_and_caches() -> None:
     assert not data.cached
     hit7 = next(p for p in data.points if p.id == "id7")
     assert (data.query.x, data.query.y) == pytest.approx((hit7.x, hit7.y), abs=1e-4)
-    again = inspect.build_map(vectors, query=m[8], hits=hits[:1], max_points=40)
+    again = projection.build_map(vectors, query=m[8], hits=hits[:1], max_points=40)
     assert again.cached  # PCA is fitted once per collection state; a new query only projects
     other = [p for p in again.points if p.kind != "query"]
     assert {(p.id, p.x) for p in other} <= {(p.id, p.x) for p in data.points}
-    three = inspect.build_map(vectors, dims=3, method="tsne", max_points=40, hits=hits[:1])
+    three = projection.build_map(vectors, dims=3, method="tsne", max_points=40, hits=hits[:1])
     assert all(p.z is not None for p in three.points) and three.method == "tsne"
     out = three.as_dict()
     assert set(out) == {"method", "dims", "total", "points"} and set(out["points"][0]) >= {"x", "y", "z", "kind", "source", "text"}
@@ -233,7 +240,7 @@ def test_build_map_samples_keeps_hits_marks_query_and_caches() -> None:
 
 def test_tiny_collections_fall_back_to_pca() -> None:
     vectors = _fake_vectors(_clusters(1, 2, 8), ["a", "b"])
-    data = inspect.build_map(vectors, method="tsne", dims=3, query=vectors.matrix[0])
+    data = projection.build_map(vectors, method="tsne", dims=3, query=vectors.matrix[0])
     assert data.method == "pca" and "PCA" in data.note and len(data.points) == 3
 
 
@@ -246,7 +253,7 @@ def test_logprobs_from_the_fake_servers_stream_become_choices(corpus: Path, open
     ingest(corpus)
     answer = Answerer(get_settings()).answer("What does Chroma return?", k=2)
     assert answer.mode == "llm" and answer.logprobs
-    choices = inspect.token_choices(answer.logprobs)
+    choices = logprobs.token_choices(answer.logprobs)
     assert [c.token for c in choices] == pieces(reply)
     assert "".join(c.token for c in choices) == answer.text
     for c, lp in zip(choices, answer.logprobs, strict=True):
@@ -256,10 +263,10 @@ def test_logprobs_from_the_fake_servers_stream_become_choices(corpus: Path, open
         assert [p for _, p in c.alternatives] == sorted((p for _, p in c.alternatives), reverse=True)
         assert sum(p for _, p in c.alternatives) <= 1 + 1e-9
         assert c.runner_up is not None and c.runner_up[0] != c.token
-    rows = inspect.logprob_table(choices)
+    rows = logprobs.logprob_table(choices)
     assert rows[0]["#"] == 0 and rows[0]["token"] == choices[0].token
     assert rows[0]["p"] == round(choices[0].probability, 4) and "%" in rows[0]["alternatives"]
-    assert inspect.token_choices(None) == []
+    assert logprobs.token_choices(None) == []
 
 
 # --- rag map ---------------------------------------------------------------------------------------

@@ -16,8 +16,10 @@ import numpy as np
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from rag.lens.vectors import MapData, MapPoint, TokenChoice, Why
-    from rag.retrieve.searcher import Hit
+    from rag.lens.logprobs import TokenChoice
+    from rag.lens.projection import MapData, MapPoint
+    from rag.lens.why import Why
+    from rag.retrieve.hits import Hit
 
 QUERY_COLOUR = "#d62728"
 HIT_COLOUR = "#111111"

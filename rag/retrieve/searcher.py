@@ -10,81 +10,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-from langchain_core.documents import Document
 
 from rag import store
 from rag.config import RetrievalModeName, Settings
 from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import EmptyStoreError
+from rag.retrieve.hits import Hit, SearchResult, vector_hits
+from rag.retrieve.hybrid import hybrid_hits
+from rag.retrieve.options import SearchOptions
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import BaseRetriever
 
 T = TypeVar("T")
-
-
-@dataclass
-class Hit:
-    """One retrieved chunk with everything the UI explains about it."""
-
-    id: str
-    rank: int
-    text: str
-    metadata: dict[str, Any]
-    score: float
-    """Cosine similarity between the query and this chunk's vector (1 - Chroma's distance)."""
-    vector: list[float] | None = None
-    distance: float | None = None
-    """The raw cosine distance Chroma returned, when the hit came from the vector index."""
-    bm25_score: float | None = None
-    vector_rank: int | None = None
-    bm25_rank: int | None = None
-    fused_score: float | None = None
-
-    @property
-    def source(self) -> str:
-        return str(self.metadata.get("source", "?"))
-
-    @property
-    def page(self) -> int | None:
-        page = self.metadata.get("page")
-        return int(page) if page is not None else None
-
-    def as_dict(self, *, with_vector: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "rank": self.rank, "source": self.source, "page": self.page,
-            "score": round(self.score, 6), "text": self.text,
-        }
-        if self.bm25_score is not None:
-            out["bm25_score"] = round(self.bm25_score, 6)
-        if self.fused_score is not None:
-            out["fused_score"] = round(self.fused_score, 6)
-        for name in ("vector_rank", "bm25_rank"):
-            if self.bm25_score is not None and getattr(self, name) is not None:
-                out[name] = getattr(self, name)
-        if with_vector and self.vector is not None:
-            out["vector"] = self.vector
-        return out
-
-    def to_document(self) -> Document:
-        return Document(
-            id=self.id, page_content=self.text,
-            metadata={**self.metadata, "score": self.score, "rank": self.rank},
-        )
-
-
-@dataclass
-class SearchResult:
-    query: str
-    query_vector: list[float]
-    hits: list[Hit]
-    mode: str
-    embedding: EmbeddingInfo
-    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 class Searcher:
@@ -131,23 +72,21 @@ class Searcher:
             return fn()
 
     def search(
-        self,
-        query: str,
-        *,
-        k: int | None = None,
-        mode: RetrievalModeName | None = None,
-        mmr: bool = False,
-        threshold: float | None = None,
-        sources: list[str] | None = None,
+        self, query: str, options: SearchOptions | None = None, **changes: Any
     ) -> SearchResult:
-        """The best `k` chunks for `query`, best first, with similarity scores and vectors."""
-        k = k or self.settings.top_k
-        mode = mode or self.settings.retrieval_mode
+        """The best `k` chunks for `query`, best first, with similarity scores and vectors.
+
+        `changes` are `SearchOptions` fields (`k=3, mode="vector"`), applied over `options`.
+        """
+        opts = (options or SearchOptions()).with_(**changes)
+        k = opts.k or self.settings.top_k
+        mode = opts.mode or self.settings.retrieval_mode
+        mmr, threshold, sources = opts.mmr, opts.threshold, opts.sources
         started = time.perf_counter()
         self.sync()
         query_vector = self.embeddings.embed_query(query)
         embedded = time.perf_counter()
-        where = {"source": {"$in": sources}} if sources else None
+        where = {"source": {"$in": list(sources)}} if sources else None
         hits = self._reopening(lambda: self._candidates(query, query_vector, k * 4 if mmr else k,
                                                         mode, where))
         if mmr:
@@ -169,9 +108,8 @@ class Searcher:
         if mode == "vector":
             hits = self.vector_hits(query_vector, n, where)
         else:
-            from rag.retrieve.hybrid import hybrid_hits
-
-            hits = hybrid_hits(self, query, query_vector, n, mode, where)
+            hits = hybrid_hits(self.settings, self.collection, query, query_vector, n, mode,
+                               where, self.info)
         if not hits:
             # count() scans the collection (about 5 ms at 100k chunks, as long as the query
             # itself), so it is asked only to explain an empty result.
@@ -180,31 +118,13 @@ class Searcher:
 
     def _require_chunks(self) -> None:
         if self.collection.count() == 0:
-            raise EmptyStoreError(
-                f"The collection {self.info.collection_name} is empty: run `rag ingest PATH` "
-                "(or upload files in the app) first."
-            )
+            raise EmptyStoreError(f"The collection {self.info.collection_name} is empty.", EmptyStoreError.default_fix)
 
     def vector_hits(
         self, query_vector: list[float], n: int, where: dict[str, Any] | None = None
     ) -> list[Hit]:
         """Nearest chunks by cosine distance, straight from Chroma's HNSW index."""
-        result = self.collection.query(
-            query_embeddings=[query_vector],
-            n_results=n,
-            where=where,
-            include=["documents", "metadatas", "distances", "embeddings"],
-        )
-        hits = []
-        for rank, (id_, text, meta, dist, vec) in enumerate(
-            zip(result["ids"][0], result["documents"][0], result["metadatas"][0],
-                result["distances"][0], result["embeddings"][0], strict=True),
-            start=1,
-        ):
-            hits.append(Hit(id=id_, rank=rank, text=text or "", metadata=dict(meta or {}),
-                            score=1.0 - float(dist), vector=np.asarray(vec).tolist(),
-                            distance=float(dist), vector_rank=rank))
-        return hits
+        return vector_hits(self.collection, query_vector, n, where)
 
     def as_langchain_retriever(self, **search_kwargs: Any) -> BaseRetriever:
         """This searcher as a LangChain `BaseRetriever`, to compose into chains."""

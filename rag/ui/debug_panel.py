@@ -20,8 +20,9 @@ import numpy as np
 import streamlit as st
 
 from rag.errors import RagError
-from rag.lens import plots
-from rag.lens import vectors as inspect
+from rag.lens import collection, logprobs, plots, projection, why
+from rag.lens import tokens as token_view
+from rag.lens import vectors as vector_view
 from rag.ui import state
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from rag.answer.answerer import Answer
     from rag.embeddings import EmbeddingInfo
-    from rag.retrieve.searcher import Hit
+    from rag.retrieve.hits import Hit
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class Context:
     info: EmbeddingInfo
     embeddings: Embeddings
     collection: Collection
-    vectors: inspect.CollectionVectors
+    vectors: collection.CollectionVectors
 
 
 def context_for(info: EmbeddingInfo | None = None) -> Context:
@@ -66,7 +67,7 @@ def context_for(info: EmbeddingInfo | None = None) -> Context:
 
         embeddings = get_embeddings(settings, info)
         coll = store.collection(settings, info, create=False)
-    vectors = inspect.load_vectors(coll, inspect.collection_key(settings, info, coll))
+    vectors = collection.load_vectors(coll, collection.collection_key(settings, info, coll))
     return Context(info, embeddings, coll, vectors)
 
 
@@ -108,7 +109,7 @@ def _show(text: str) -> str:
 def token_chips_html(text: str) -> str:
     """cl100k chips with IDs; a character split into byte tokens is boxed with its fragments."""
     parts = []
-    for group in inspect.token_groups(text):
+    for group in token_view.token_groups(text):
         chips = "".join(
             f'<span style="{_CHIP}">{_show(t.text)}<span style="{_ID}">{t.id}</span></span>'
             for t in group.tokens
@@ -127,7 +128,7 @@ def pieces_html(pieces: list[str]) -> str:
 
 
 def render_tokens(text: str, info: EmbeddingInfo, *, note: bool = True) -> None:
-    stats = inspect.token_stats(text)
+    stats = token_view.token_stats(text)
     a, b, c = st.columns(3)
     a.metric("トークン数 / tokens", stats.tokens)
     b.metric("文字数 / characters", stats.chars)
@@ -138,11 +139,15 @@ def render_tokens(text: str, info: EmbeddingInfo, *, note: bool = True) -> None:
                    "embedding models read. `<e7 8c>` = UTF-8 の断片 / byte fragments of one "
                    "character (boxed in red).")
         st.caption(JA_NOTE)
-    if info.provider == "local":
-        from rag.embeddings import LocalEmbeddings
+    from rag.embeddings import E5_MODEL, model_pieces
 
-        pieces = LocalEmbeddings.pieces(text)
+    pieces = model_pieces(info, text)
+    if pieces is not None:
         st.markdown(f"**{info.model}** のサブワード / its own sentencepiece pieces: {len(pieces)}")
+        if info.model == E5_MODEL:
+            st.caption("e5 は質問を `query: ` を付けて読みます（文書は `passage: `）。XLM-R の "
+                       "sentencepiece 語彙（25 万語）/ e5 reads a question as `query: …` (chunks as "
+                       "`passage: …`), in XLM-R's 250k-piece sentencepiece vocabulary, between <s> and </s>.")
         st.markdown(pieces_html(pieces), unsafe_allow_html=True)
 
 
@@ -159,7 +164,7 @@ def _view_tokens(answer: Answer, key: str) -> None:
 def _hit_vectors(answer: Answer, ctx: Context | None) -> list[tuple[Hit, np.ndarray]]:
     out = []
     for hit in answer.search.hits:
-        vec = inspect.hit_vector(hit, ctx.vectors if ctx else None)
+        vec = collection.hit_vector(hit, ctx.vectors if ctx else None)
         if vec is not None:
             out.append((hit, vec))
     return out
@@ -168,7 +173,7 @@ def _hit_vectors(answer: Answer, ctx: Context | None) -> list[tuple[Hit, np.ndar
 def _view_vector(answer: Answer, key: str) -> None:
     ctx = context_for(answer.search.embedding)
     query = np.asarray(answer.search.query_vector, dtype=np.float64)
-    summary = inspect.summarize(query)
+    summary = vector_view.summarize(query)
     cols = st.columns(5)
     cols[0].metric("次元 / dims", summary.dims)
     cols[1].metric("ノルム / norm", f"{summary.norm:.4f}")
@@ -184,9 +189,9 @@ def _view_vector(answer: Answer, key: str) -> None:
     rows = [("query", query)] + [(f"[{h.rank}] {h.source}", v) for h, v in pairs]
     labelled = {label: v for label, v in rows}
     a, b = st.columns(2)
-    a.download_button("CSV ⬇", lambda: inspect.vector_csv(labelled), file_name="vectors.csv",
+    a.download_button("CSV ⬇", lambda: vector_view.vector_csv(labelled), file_name="vectors.csv",
                       mime="text/csv", key=f"{key}_csv", on_click="ignore")
-    b.download_button("JSON ⬇", lambda: inspect.vector_json(labelled), file_name="vectors.json",
+    b.download_button("JSON ⬇", lambda: vector_view.vector_json(labelled), file_name="vectors.json",
                       mime="application/json", key=f"{key}_json", on_click="ignore")
     st.plotly_chart(plots.heat_strips(rows, title="全次元 / every dimension (red +, blue −)"),
                     key=f"{key}_heat")
@@ -232,27 +237,27 @@ def _view_similarity(answer: Answer, key: str) -> None:
 # --- 4. projection ---------------------------------------------------------------------------------
 
 
-def projection_controls(key: str) -> tuple[inspect.Method, int, bool]:
+def projection_controls(key: str) -> tuple[projection.Method, int, bool]:
     a, b, c = st.columns([3, 2, 2])
-    method = a.segmented_control("手法 / method", list(inspect.METHODS), default="pca",
+    method = a.segmented_control("手法 / method", list(projection.METHODS), default="pca",
                                  key=f"{key}_method") or "pca"
     dims = b.segmented_control("次元 / dims", [2, 3], default=2, key=f"{key}_dims") or 2
     colour = c.toggle("出典で色分け / colour by source", value=True, key=f"{key}_colour")
     return method, int(dims), colour
 
 
-def render_map(ctx: Context, *, key: str, method: inspect.Method, dims: int, colour: bool,
+def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, colour: bool,
                query: list[float] | None = None, query_text: str = "",
                hits: list[Hit] | tuple = (), title: str = "") -> None:
-    if method == "umap" and not inspect.umap_available():
+    if method == "umap" and not projection.umap_available():
         st.info(f"UMAP は追加パッケージが必要です / UMAP needs an optional package: "
-                f"`{inspect.UMAP_INSTALL}`. PCA を表示します / showing PCA.")
+                f"`{projection.UMAP_INSTALL}`. PCA を表示します / showing PCA.")
         method = "pca"
     slow = method != "pca"
     wait = (" (初回は numba のコンパイルで 20 秒ほど / the first UMAP run in a process compiles, "
             "about 20 s)" if method == "umap" else "")
     with st.spinner(f"{method} を計算中… / fitting {method}…{wait}") if slow else nullcontext():
-        data = inspect.build_map(ctx.vectors, method=method, dims=dims, query=query,
+        data = projection.build_map(ctx.vectors, method=method, dims=dims, query=query,
                                  query_text=query_text, hits=hits)
     st.plotly_chart(plots.projection(data, title=title, colour_by_source=colour), key=f"{key}_map")
     sampled = f", {len(data.points)} of {data.total} drawn" if len(data.points) < data.total else ""
@@ -285,12 +290,12 @@ def render_compare(ctx: Context, *, key: str) -> None:
             text = st.text_input(f"テキスト / text {side.upper()}", default, key=f"{key}_cmp_{side}")
             texts.append(text)
             if text:
-                stats = inspect.token_stats(text)
+                stats = token_view.token_stats(text)
                 st.caption(f"{stats.tokens} tokens · {stats.chars} chars")
                 st.markdown(token_chips_html(text), unsafe_allow_html=True)
     if all(texts):
         va, vb = (np.asarray(v) for v in ctx.embeddings.embed_documents(texts))
-        st.metric("コサイン類似度 / cosine similarity", f"{inspect.cosine(va, vb):.4f}")
+        st.metric("コサイン類似度 / cosine similarity", f"{vector_view.cosine(va, vb):.4f}")
         st.plotly_chart(plots.heat_strips([("A", va), ("B", vb), ("A×B", va * vb)]),
                         key=f"{key}_cmp_heat")
     st.markdown("**最も近いチャンク / nearest chunks of any text**")
@@ -312,15 +317,15 @@ def _view_compare(answer: Answer, key: str) -> None:
 # --- 6. why this hit -------------------------------------------------------------------------------
 
 
-def why_table(why: inspect.Why) -> dict[str, list[str]]:
+def why_table(explained: why.Why) -> dict[str, list[str]]:
     """The numbers behind one score, each with where it comes from."""
     def num(x: float | None) -> str:
         return "—" if x is None else f"{x:.6f}"
 
     return {
         "": ["Chroma distance", "metric", "1 − distance", "q · c (dot)", "cosine", "|q|, |c|"],
-        "value": [num(why.distance), why.metric, num(why.similarity_from_distance), num(why.dot),
-                  num(why.cosine), f"{why.query_norm:.4f}, {why.hit_norm:.4f}"],
+        "value": [num(explained.distance), explained.metric, num(explained.similarity_from_distance), num(explained.dot),
+                  num(explained.cosine), f"{explained.query_norm:.4f}, {explained.hit_norm:.4f}"],
         "意味 / meaning": [
             "Chroma が返した生の値 / raw value returned by the index",
             "コレクションの距離関数 / the collection's distance function",
@@ -340,29 +345,29 @@ def _view_why(answer: Answer, key: str) -> None:
     ctx = context_for(answer.search.embedding)
     hit = st.selectbox("チャンク / hit", hits, key=f"{key}_why_hit",
                        format_func=lambda h: f"[{h.rank}] {h.score:.3f} {h.source}")
-    vec = inspect.hit_vector(hit, ctx.vectors)
+    vec = collection.hit_vector(hit, ctx.vectors)
     if vec is None:
         st.warning("このチャンクのベクトルが見つかりません / no stored vector for this chunk")
         return
-    metric = inspect.collection_metric(ctx.collection)
-    why = inspect.why_hit(answer.search.query_vector, vec, hit.distance, metric=metric)
-    st.table(why_table(why))
-    where = ("HNSW 近似検索の距離 / the distance from Chroma's HNSW index" if why.distance is not None
+    metric = why.collection_metric(ctx.collection)
+    explained = why.why_hit(answer.search.query_vector, vec, hit.distance, metric=metric)
+    st.table(why_table(explained))
+    where = ("HNSW 近似検索の距離 / the distance from Chroma's HNSW index" if explained.distance is not None
              else f"{answer.search.mode} モードではチャンクを ID で取得するため距離なし / in "
                   f"{answer.search.mode} mode chunks are fetched by id, so Chroma returned no "
                   "distance; the cosine comes from the stored vectors")
     st.caption(
-        f"{where}. cosine distance = 1 − cos(q, c); |q| = {why.query_norm:.4f}, "
-        f"|c| = {why.hit_norm:.4f}, so q · c = cos × |q| × |c|. "
-        f"正の寄与の合計 / positive products sum to {why.positive_share:+.4f}, "
-        f"負 / negative to {why.negative_share:+.4f}."
+        f"{where}. cosine distance = 1 − cos(q, c); |q| = {explained.query_norm:.4f}, "
+        f"|c| = {explained.hit_norm:.4f}, so q · c = cos × |q| × |c|. "
+        f"正の寄与の合計 / positive products sum to {explained.positive_share:+.4f}, "
+        f"負 / negative to {explained.negative_share:+.4f}."
     )
     extras = {n: getattr(hit, n) for n in ("vector_rank", "bm25_rank", "bm25_score", "fused_score")
               if getattr(hit, n) is not None}
     if extras:
         st.caption(" · ".join(f"{n} = {v:.4f}" if isinstance(v, float) else f"{n} = {v}"
                               for n, v in extras.items()))
-    st.plotly_chart(plots.contributions(why), key=f"{key}_why")
+    st.plotly_chart(plots.contributions(explained), key=f"{key}_why")
     st.caption("q[d] × c[d] の上位 20 / the 20 dimensions adding most (green) and taking most "
                "(red) from the dot product")
 
@@ -371,7 +376,7 @@ def _view_why(answer: Answer, key: str) -> None:
 
 
 def _view_next_token(answer: Answer, key: str) -> None:
-    choices = inspect.token_choices(answer.logprobs)
+    choices = logprobs.token_choices(answer.logprobs)
     if not choices:
         if answer.mode == "extractive":
             st.info(
@@ -381,6 +386,9 @@ def _view_next_token(answer: Answer, key: str) -> None:
                 "no next-token probabilities. Set OPENAI_API_KEY (and OPENAI_BASE_URL for a "
                 "compatible server such as Ollama or llama.cpp) to see them."
             )
+            st.caption("オフラインの言語モデル（Gemma 3 270M）が任意の文章の続きをどう選ぶかは、左の"
+                       "「次トークン」ページで見られます / the Next token page (left) shows how an "
+                       "offline language model (Gemma 3 270M) would continue any text you type.")
         else:
             st.info(
                 f"{answer.llm} は logprobs を返しませんでした / the server returned no logprobs "
@@ -393,7 +401,7 @@ def _view_next_token(answer: Answer, key: str) -> None:
                "濃い色ほど確信が低い。ホバーで候補 / darker = less sure; hover for alternatives.")
     st.markdown(f'<div style="line-height:2">{plots.next_token_chips(choices)}</div>',
                 unsafe_allow_html=True)
-    st.dataframe(inspect.logprob_table(choices), hide_index=True, height=300)
+    st.dataframe(logprobs.logprob_table(choices), hide_index=True, height=300)
 
 
 VIEWS: list[tuple[str, Callable[[Answer, str], None]]] = [

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rag.lens import plots
-from rag.lens import vectors as inspect
+from rag.lens import plots, projection
 from rag.ui import state
 from rag.ui.debug_panel import context_for, projection_controls, render_compare, render_map
 
@@ -44,7 +43,7 @@ def render_explorer() -> None:
         }, hide_index=True)
 
     def page() -> str:
-        data = inspect.build_map(ctx.vectors, method=method, dims=dims, query=query_vector,
+        data = projection.build_map(ctx.vectors, method=method, dims=dims, query=query_vector,
                                  query_text=query, hits=hits)
         return plots.standalone_html(plots.projection(data, title=ctx.info.model,
                                                       colour_by_source=colour))

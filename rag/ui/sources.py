@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from rag.answer.answerer import Answer
-from rag.retrieve.searcher import Hit
+from rag.retrieve.hits import Hit
 from rag.ui.i18n import t
 
 PREVIEW_DIMS = 8

@@ -1,0 +1,233 @@
+"""2-D/3-D maps of a collection (PCA, t-SNE, UMAP) with the query and its hits placed on them.
+
+Plain data out (`MapData`); figures live in `rag.lens.plots`. Projections are cached per
+collection state, so switching between methods already computed costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from rag.errors import ConfigError
+from rag.lens.cache import Lru
+from rag.lens.collection import CollectionVectors, unit_rows
+
+if TYPE_CHECKING:
+    from rag.retrieve.hits import Hit
+
+Method = Literal["pca", "tsne", "umap"]
+METHODS: tuple[Method, ...] = ("pca", "tsne", "umap")
+MAX_POINTS = 3000
+"""Points drawn in a projection; larger collections are sampled (hits and the query always kept)."""
+UMAP_INSTALL = "pip install 'rag-lens[umap]'  (or: pip install umap-learn)"
+
+_PROJECTIONS: Lru[Any] = Lru(limit=16)
+
+
+@dataclass(frozen=True)
+class MapPoint:
+    x: float
+    y: float
+    z: float | None
+    kind: Literal["chunk", "hit", "query"]
+    source: str
+    text: str
+    id: str = ""
+    rank: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"x": self.x, "y": self.y}
+        if self.z is not None:
+            out["z"] = self.z
+        out.update(kind=self.kind, source=self.source, text=self.text)
+        if self.rank is not None:
+            out["rank"] = self.rank
+        return out
+
+
+@dataclass
+class MapData:
+    method: Method
+    dims: int
+    points: list[MapPoint]
+    total: int
+    """Chunks in the collection (points drawn may be a sample)."""
+    seconds: float
+    cached: bool
+    note: str = ""
+
+    @property
+    def query(self) -> MapPoint | None:
+        return next((p for p in self.points if p.kind == "query"), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "dims": self.dims, "total": self.total,
+                "points": [p.as_dict() for p in self.points]}
+
+
+def umap_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("umap") is not None
+
+
+def sample_rows(n: int, cap: int, keep: Sequence[int] = (), seed: int = 0) -> list[int]:
+    """Row indices to draw: everything up to `cap`, else a seeded sample plus the rows in `keep`."""
+    if n <= cap:
+        return list(range(n))
+    base = set(random.Random(seed).sample(range(n), cap))
+    return sorted(base | {k for k in keep if 0 <= k < n})
+
+
+def project(matrix: np.ndarray, method: Method, dims: int, *, seed: int = 0) -> np.ndarray:
+    """Rows of `matrix` placed in `dims` dimensions (PCA, t-SNE or UMAP, cosine geometry)."""
+    if dims not in (2, 3):
+        raise ConfigError(f"A map has 2 or 3 dimensions, not {dims}.")
+    n = matrix.shape[0]
+    if method == "pca" or n <= dims + 1:
+        return _pca(matrix, dims, seed).transform(matrix)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = float(max(1.0, min(30.0, (n - 1) / 3)))
+        return TSNE(n_components=dims, metric="cosine", init="pca", perplexity=perplexity,
+                    random_state=seed).fit_transform(matrix).astype(np.float64)
+    if method == "umap":
+        if not umap_available():
+            raise ConfigError(f"UMAP needs the optional umap-learn package: {UMAP_INSTALL}")
+        import warnings
+
+        import umap
+
+        neighbours = max(2, min(15, n - 1))
+        reducer = umap.UMAP(n_components=dims, metric="cosine", n_neighbors=neighbours,
+                            random_state=seed, init="random" if n < 10 else "spectral")
+        with warnings.catch_warnings():  # "n_jobs overridden by random_state": reproducible is wanted
+            warnings.simplefilter("ignore", UserWarning)
+            return np.asarray(reducer.fit_transform(matrix), dtype=np.float64)
+    raise ConfigError(f"Unknown projection method {method!r}: use one of {', '.join(METHODS)}.")
+
+
+class _Pca:
+    """A fitted PCA; pads with zeros when there are fewer points than dimensions asked for."""
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray, dims: int) -> None:
+        self.mean, self.components, self.dims = mean, components, dims
+
+    def transform(self, m: np.ndarray) -> np.ndarray:
+        out = np.zeros((m.shape[0], self.dims))
+        k = self.components.shape[0]
+        if k:
+            m = np.asarray(m, dtype=np.float32)
+            out[:, :k] = (m - self.mean.astype(np.float32)) @ self.components.T.astype(np.float32)
+        return out
+
+
+def _pca(matrix: np.ndarray, dims: int, seed: int) -> _Pca:
+    """Top principal axes with numpy alone (exact SVD when small, randomized SVD when large).
+
+    numpy rather than scikit-learn because importing sklearn costs a second of every `rag map`,
+    and three components of a few thousand vectors need nothing more than this.
+    """
+    x = np.asarray(matrix)
+    n, d = x.shape
+    mean = x.mean(axis=0, dtype=np.float64) if n else np.zeros(d)
+    k = min(dims, n - 1, d)
+    if k < 1:
+        return _Pca(mean, np.zeros((0, d)), dims)
+    if min(n, d) <= 600:
+        _, _, vt = np.linalg.svd(x.astype(np.float64) - mean, full_matrices=False)
+    else:  # Halko et al.: a sketch with oversampling and power iterations, accurate for top axes
+        centred = (x - mean).astype(np.float32)  # float32 halves the cost of the big products
+        rng = np.random.default_rng(seed)
+        sketch = centred @ rng.standard_normal((d, k + 10)).astype(np.float32)
+        for _ in range(4):
+            sketch, _ = np.linalg.qr(sketch)
+            sketch = centred @ (centred.T @ sketch)
+        basis, _ = np.linalg.qr(sketch)
+        _, _, vt = np.linalg.svd((basis.T @ centred).astype(np.float64), full_matrices=False)
+    components = vt[:k]
+    # an axis and its negation are the same axis: pick the sign that makes maps reproducible
+    signs = np.sign(components[np.arange(k), np.abs(components).argmax(axis=1)])
+    return _Pca(mean, components * signs[:, None], dims)
+
+
+def _digest(*parts: Any) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        h.update(part.tobytes() if isinstance(part, np.ndarray) else repr(part).encode())
+    return h.hexdigest()
+
+
+def build_map(
+    vectors: CollectionVectors,
+    *,
+    method: Method = "pca",
+    dims: int = 2,
+    query: Sequence[float] | None = None,
+    query_text: str = "",
+    hits: Sequence[Hit] = (),
+    max_points: int = MAX_POINTS,
+    seed: int = 0,
+) -> MapData:
+    """The collection projected, with the query and its hits marked; cached per collection state.
+
+    PCA is fitted once per (collection, dims, sample) on the chunks alone and the query is
+    projected into that space, so typing a new query costs one matrix product. t-SNE and UMAP have
+    no faithful out-of-sample transform, so they are fitted with the query included and cached per
+    query as well.
+    """
+    started = time.perf_counter()
+    hit_rank = {h.id: h.rank for h in hits}
+    keep = [r for h in hits if (r := vectors.row(h.id)) is not None]
+    rows = sample_rows(len(vectors), max_points, keep, seed)
+    q = None if query is None else unit_rows(np.asarray(query, dtype=np.float32))
+    note = ""
+    cached = True
+    if method == "pca" or len(rows) <= dims + 1:
+        fit_rows = sample_rows(len(vectors), max_points, (), seed)
+        key = ("pca", vectors.key, dims, max_points, seed)
+        fitted = _PROJECTIONS.recall(key)
+        if fitted is None:
+            cached = False
+            model = _pca(vectors.matrix[fit_rows], dims, seed)
+            fitted = _PROJECTIONS.remember(key, (model, model.transform(vectors.matrix)))
+        model, coords_all = fitted
+        coords = coords_all[rows]
+        q_coords = model.transform(q[None, :])[0] if q is not None else None
+        if method != "pca":
+            note = f"{method} needs more points; showing PCA"
+            method = "pca"
+    else:
+        key = (method, vectors.key, dims, max_points, seed, _digest(q) if q is not None else None,
+               tuple(sorted(keep)))
+        got = _PROJECTIONS.recall(key)
+        if got is None:
+            cached = False
+            m = vectors.matrix[rows]
+            if q is not None:
+                m = np.vstack([m, q[None, :]])
+            got = _PROJECTIONS.remember(key, project(m, method, dims, seed=seed))
+        coords = got[: len(rows)]
+        q_coords = got[len(rows)] if q is not None else None
+    points = []
+    for row, c in zip(rows, coords, strict=True):
+        id_ = vectors.ids[row]
+        rank = hit_rank.get(id_)
+        points.append(MapPoint(
+            float(c[0]), float(c[1]), float(c[2]) if dims == 3 else None,
+            "hit" if rank is not None else "chunk", vectors.sources[row], vectors.texts[row],
+            id_, rank,
+        ))
+    if q_coords is not None:
+        points.append(MapPoint(float(q_coords[0]), float(q_coords[1]),
+                               float(q_coords[2]) if dims == 3 else None, "query", "(query)",
+                               query_text, "query"))
+    return MapData(method, dims, points, vectors.total, time.perf_counter() - started, cached, note)

@@ -67,13 +67,13 @@ def raw_store(data_dir: Path):
 
 
 def manifest(data_dir: Path) -> list[dict]:
-    """The file records the store holds (its manifest collection), [] before there is one."""
+    """The records of the files the store holds (its manifest collection), [] before there is one."""
     chroma = raw_store(data_dir)
     try:
         got = chroma.get_collection(MANIFEST).get(where={"kind": "file"}, include=["metadatas"])
     except Exception:  # not created yet
         return []
-    return got["metadatas"]
+    return [m for m in got["metadatas"] if m["state"] != "deleted"]  # tombstones of deleted files
 
 
 def committed(data_dir: Path) -> int:

@@ -92,14 +92,10 @@ def _render_controls(settings: Settings) -> SearchOptions:
 
 
 def _source_names(settings: Settings) -> list[str]:
-    from rag.state import Manifest, StateDB
+    from rag.state import Manifest
 
     searcher = state.get_searcher(settings)
-    db = StateDB(settings.state_db)
-    try:
-        return sorted({r.source for r in Manifest(searcher.info.collection_name, db).all()})
-    finally:
-        db.close()
+    return Manifest(settings, searcher.info.collection_name).sources()
 
 
 def _render_upload(settings: Settings) -> None:

@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("ingest", help="add or update documents (txt, md, html, pdf)")
+    p = sub.add_parser("ingest", help="add or update documents (txt, md, html, pdf, docx, pptx, xlsx, csv)")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--prune", action="store_true", help="delete documents whose files are gone")
     p.add_argument("--json", action="store_true")
@@ -163,6 +163,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         )
         for failure in files["failed"]:
             say(f"  failed: {failure['path']}: {failure['reason']}")
+        for flag in files["flagged"]:
+            where = f"page {flag['page']}: " if flag["page"] is not None else ""
+            say(f"  garbled? {flag['path']}: {where}{flag['reason']}")
     return 2 if report.failed else 0
 
 

@@ -58,6 +58,7 @@ def diagnose(settings: Settings) -> Diagnosis:
     _llm(settings, report)
     _store(settings, report, info)
     _ingest_lock(settings, report)
+    report.checks.append(_ocr())
     if info is not None:
         _provider(settings, report, info)
     return report
@@ -171,6 +172,14 @@ def _records_match(settings: Settings, info: Any, count: int) -> Check:
             "Run `rag ingest PATH` again for the same folders (it repairs an interrupted run); if "
             "the numbers still differ, `rag reset --yes` and ingest again.")
     return Check("records", True, f"record manager and collection agree ({count} chunks)")
+
+
+def _ocr() -> Check:
+    """Scanned PDFs: OCRed or skipped? Optional, so a missing Tesseract is said, not a problem."""
+    from rag.ingest.formats import ocr
+
+    found = ocr.status()
+    return Check("ocr", True, found.detail, "" if found.available else ocr.INSTALL_FIX)
 
 
 def _ingest_lock(settings: Settings, report: Diagnosis) -> None:

@@ -28,6 +28,7 @@ from rag import store
 from rag.config import Settings
 from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import BusyError, LoadError
+from rag.ingest import quality
 from rag.ingest.chunking import split_documents
 from rag.ingest.loaders import FoundFile, Skipped, discover, load
 from rag.state import FileRecord, Manifest, SQLiteRecordManager, StateDB
@@ -54,6 +55,8 @@ class IngestReport:
     files_unchanged: int = 0
     files_unsupported: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    flagged: list[tuple[str, quality.Flag]] = field(default_factory=list)
+    """Ingested files whose text looks garbled on some page (or a page has no text layer)."""
     added: int = 0
     updated: int = 0
     skipped: int = 0
@@ -68,6 +71,7 @@ class IngestReport:
                 "unchanged": self.files_unchanged,
                 "unsupported": self.files_unsupported,
                 "failed": [{"path": p, "reason": r} for p, r in self.failed],
+                "flagged": [{"path": p, "page": f.page, "reason": f.reason} for p, f in self.flagged],
             },
             "chunks": {"added": self.added, "updated": self.updated,
                        "skipped": self.skipped, "deleted": self.deleted},
@@ -238,6 +242,8 @@ class Ingestor:
             return None
         try:
             docs = load(item, data)
+            suffix = item.path.suffix.lower()
+            flags = quality.check(docs, text_layer=suffix == ".pdf")
             chunks = split_documents(docs, self.settings.chunk_size, self.settings.chunk_overlap)
         except LoadError as exc:
             report.failed.append((str(item.path), str(exc)))
@@ -245,8 +251,11 @@ class Ingestor:
         except Exception as exc:  # a parser bug on one hostile file must not stop the others
             report.failed.append((str(item.path), f"could not parse: {type(exc).__name__}"))
             return None
-        for chunk in chunks:
-            chunk.metadata = {k: v for k, v in chunk.metadata.items() if v is not None and v != ""}
+        about = {"type": suffix.lstrip(".")}
+        for chunk in chunks:  # only facts that do not change with an edit: chunk ids stay stable
+            meta = {k: v for k, v in chunk.metadata.items() if v is not None and v != ""}
+            chunk.metadata = {**about, **meta}
+        report.flagged.extend((str(item.path), flag) for flag in flags)
         report.files_read += 1
         return _Pending(item, digest, chunks)
 

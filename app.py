@@ -13,6 +13,7 @@ import streamlit as st
 
 from rag.ui import state
 from rag.ui.chat import render_chat, user_errors
+from rag.ui.conversations import render_conversations
 from rag.ui.explorer import render_explorer
 from rag.ui.sidebar import ensure_corpus, render_sidebar
 
@@ -30,6 +31,7 @@ def chat_page() -> None:
     with user_errors():
         _prepare()
         settings = state.settings()
+        render_conversations(settings)
         render_chat(settings, render_sidebar(settings))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -83,12 +84,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the points as JSON (writes --out too if given)")
 
     p = sub.add_parser("eval", help="recall@k and MRR of retrieval on a QA file (SQuAD JSON or JSONL)")
-    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("file", type=Path, metavar="FILE", nargs="?")
+    p.add_argument("--from-feedback", action="store_true",
+                   help="measure the app's questions whose sources were marked right (writes --out)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="with --from-feedback: where the QA JSONL goes (default RAG_DATA_DIR/feedback-qa.jsonl)")
     p.add_argument("--mode", choices=["vector", "bm25", "hybrid"], default=None, help="retrieval mode")
     p.add_argument("--k", type=int, default=10, help="depth of the ranking scored (default 10)")
     p.add_argument("--max-questions", type=int, default=None, help="a seeded sample of this many")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("chats", help="the app's saved conversations: list them, export one")
+    chats = p.add_subparsers(dest="chats_command", required=True, metavar="ACTION")
+    q = chats.add_parser("list", help="chats, newest first, with their ids")
+    q.add_argument("--user", default=None, help="only this user's chats")
+    q.add_argument("--json", action="store_true")
+    q = chats.add_parser("export", help="one chat as Markdown or JSON (questions, answers, sources, scores)")
+    q.add_argument("chat_id", metavar="CHAT_ID")
+    q.add_argument("--format", choices=["md", "json"], default="md")
+    q.add_argument("--out", type=Path, default=None, help="file to write (default: stdout)")
+    q.add_argument("--json", action="store_true", help="same as --format json")
 
     p = sub.add_parser("stats", help="collections, their models and sizes")
     p.add_argument("--json", action="store_true")
@@ -283,6 +299,15 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.k < 1 or (args.max_questions is not None and args.max_questions < 1):
         say("--k and --max-questions must be at least 1")
         return 1
+    if args.from_feedback == (args.file is not None):
+        say("give either a QA FILE or --from-feedback")
+        return 1
+    if args.from_feedback:
+        from rag.chats import ChatStore, write_feedback_qa
+
+        args.file = args.out or settings.data_dir / "feedback-qa.jsonl"
+        count = write_feedback_qa(ChatStore.of(settings), args.file)
+        say(f"{count} questions with a source marked right → {args.file}")
     with terminal_progress("eval", enabled=sys.stderr.isatty() or not args.json) as progress:
         report = evaluate(args.file, settings, mode=args.mode, k=args.k,
                           max_questions=args.max_questions, seed=args.seed,
@@ -321,6 +346,34 @@ def _staged(update: Callable[[Any], None]) -> Callable[[Any], None]:
         update(SimpleNamespace(done=event.done, total=event.total, chunks=None))
 
     return on_event
+
+
+@command("chats")
+def cmd_chats(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.chats import ChatStore, export_dict, export_markdown
+
+    chats = ChatStore.of(settings)
+    if args.chats_command == "list":
+        found = chats.list(args.user)
+        if args.json:
+            emit_json([c.as_dict() for c in found])
+            return 0
+        for c in found:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated))
+            sys.stdout.write(f"{c.id}  {when}  {c.turns // 2:>3} questions  {c.user}  {c.title}\n")
+        if not found:
+            say("no chats yet: ask something in the app (`make run`)")
+        return 0
+    if args.json or args.format == "json":
+        text = json.dumps(export_dict(chats, args.chat_id), ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = export_markdown(chats, args.chat_id)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        say(f"wrote {args.out}")
+    return 0
 
 
 @command("stats")

@@ -18,6 +18,7 @@ from rag.answer.answerer import EXTRACTIVE_LABEL, Answer
 from rag.config import Settings
 from rag.errors import RagError
 from rag.ui import state
+from rag.ui.conversations import render_feedback, save_exchange
 from rag.ui.debug_panel import render_debug_panel
 from rag.ui.i18n import both, lang_of, t
 from rag.ui.sidebar import Controls
@@ -63,6 +64,7 @@ def render_chat(settings: Settings, controls: Controls) -> None:
                 st.markdown(msg["content"])
             else:
                 _render_assistant(msg, i, latest=i == len(history) - 1)
+                render_feedback(settings, msg)
     question = st.chat_input("質問をどうぞ（日本語 / English）", key="question")
     if question and question.strip():
         _ask(settings, controls, question.strip())
@@ -146,9 +148,12 @@ def _ask(settings: Settings, controls: Controls, question: str) -> None:
                 raise
         if failed or not final:
             history.append({"role": "assistant", "content": "", "error": failed[0] if failed else "?"})
+            save_exchange(settings, question, history[-1])
             return
         answer = final[0]
         history.append({"role": "assistant", "content": answer.text, "answer": answer})
+        save_exchange(settings, question, history[-1])
         if answer.standalone_question != answer.question:
             st.caption(f"{t('rewritten', lang)}: {answer.standalone_question}")
         _render_extras(answer, len(history) - 1, latest=True)
+        render_feedback(settings, history[-1])

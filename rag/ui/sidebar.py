@@ -48,9 +48,6 @@ def render_sidebar(settings: Settings) -> Controls:
         controls = _render_controls(settings)
         st.divider()
         _render_upload(settings)
-        if st.button(both("会話を消去", "Clear chat"), width="stretch", key="clear_chat"):
-            st.session_state["messages"] = []
-            st.rerun()
     return controls
 
 

@@ -1,7 +1,7 @@
 """RAG Lens, the Streamlit app: wiring only. Run with `make run` (or `streamlit run app.py`).
 
-Pages: the chat (sidebar controls, streamed answers, sources with scores, the embedding debug panel)
-and the Explorer (the corpus map). Everything else lives in `rag/` and `rag/ui/`.
+Pages: the chat (sidebar controls and saved conversations, streamed answers, sources with scores,
+the embedding debug panel), the Explorer (the corpus map) and Documents (what is ingested). Everything else lives in `rag/` and `rag/ui/`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import streamlit as st
 from rag.ui import state
 from rag.ui.chat import render_chat, user_errors
 from rag.ui.conversations import render_conversations
+from rag.ui.documents import render_documents
 from rag.ui.explorer import render_explorer
 from rag.ui.sidebar import ensure_corpus, render_sidebar
 
@@ -41,8 +42,15 @@ def explorer_page() -> None:
         render_explorer()
 
 
+def documents_page() -> None:
+    with user_errors():
+        _prepare()
+        render_documents(state.settings())
+
+
 st.set_page_config(page_title="RAG Lens", page_icon="🔎", layout="wide")
 st.navigation([
     st.Page(chat_page, title="チャット / Chat", icon="💬", url_path="chat", default=True),
     st.Page(explorer_page, title="エクスプローラー / Explorer", icon="🗺️", url_path="explorer"),
+    st.Page(documents_page, title="文書 / Documents", icon="📄", url_path="documents"),
 ]).run()

@@ -158,6 +158,24 @@ class Ingestor:
         report.seconds = time.perf_counter() - started
         return report
 
+    def reindex(self, path: Path, source: str, *, progress: ProgressFn | None = None,
+                lock_wait_s: float = 60.0) -> IngestReport:
+        """Read one ingested file again (today's loaders and chunk settings) under its source name.
+
+        The manifest entry is dropped so the unchanged-file shortcut does not apply; chunks whose
+        text and metadata come out the same are still skipped by the record manager.
+        """
+        started = time.perf_counter()
+        report = IngestReport(self.info, self.info.collection_name)
+        root, text = path, path.as_posix()
+        if source != path.name and text.endswith("/" + source):
+            root = Path(text[: -len(source) - 1])
+        with ingest_lock(self.settings.data_dir, lock_wait_s):
+            self.manifest.remove([str(path)])
+            self._run([FoundFile(path, root)], report, progress)
+        report.seconds = time.perf_counter() - started
+        return report
+
     def _run(self, found: list[FoundFile], report: IngestReport, progress: ProgressFn | None) -> None:
         """Chunk on this thread, embed groups ahead on another, write them in order on a third.
 

@@ -49,7 +49,7 @@ def test_text_is_rebuilt_once_with_every_chunk_marked(tmp_path: Path, local_mode
     pieces = page_text(chunks)
     assert [n for n, _ in pieces] == [c.chunk for c in chunks]  # every boundary is marked
     assert "".join(p for _, p in pieces) == text  # overlaps not repeated, nothing lost
-    for (n, piece), chunk in zip(pieces, chunks, strict=True):
+    for (_, piece), chunk in zip(pieces, chunks, strict=True):
         assert chunk.text.endswith(piece) and piece  # each mark sits where its new text begins
 
 

@@ -63,7 +63,7 @@ def _row(doc: DocumentInfo) -> dict[str, object]:
         both("出典", "source"): doc.source,
         both("種類", "type"): doc.type,
         both("サイズ", "size"): _size(doc.size),
-        both("ページ", "pages"): doc.pages,
+        both("ページ", "pages"): str(doc.pages or "—"),
         both("チャンク", "chunks"): doc.chunks,
         both("取り込み", "ingested"): time.strftime("%Y-%m-%d %H:%M", time.localtime(doc.ingested_at))
         if doc.ingested_at else "",
@@ -145,31 +145,30 @@ def _render_upload(settings: Settings) -> None:
         getattr(st, kind)(message)
     from rag.ingest.loaders import SUPPORTED_SUFFIXES
 
-    with st.expander(f"➕ {both('ファイルを追加', 'Add files')}", expanded=False):
-        files = st.file_uploader(
-            both("ファイルを選ぶ", "Choose files"), accept_multiple_files=True,
-            type=sorted(s.lstrip(".") for s in SUPPORTED_SUFFIXES),
-            key=f"doc_uploads_{st.session_state.get('doc_uploads_round', 0)}",
-            max_upload_size=max(1, int(settings.max_file_mb + 0.999)),
-        )
-        if files and st.button(both("取り込む", "Ingest"), key="doc_ingest", width="stretch"):
-            from rag.ingest.uploads import ingest_uploads
+    files = st.file_uploader(
+        f"➕ {both('ファイルを追加', 'Add files')}", accept_multiple_files=True,
+        type=sorted(s.lstrip(".") for s in SUPPORTED_SUFFIXES),
+        key=f"doc_uploads_{st.session_state.get('doc_uploads_round', 0)}",
+        max_upload_size=max(1, int(settings.max_file_mb + 0.999)),
+    )
+    if files and st.button(both("取り込む", "Ingest"), key="doc_ingest", width="stretch"):
+        from rag.ingest.uploads import ingest_uploads
 
-            bar = st.progress(0.0, text=both("取り込み中", "Ingesting") + "…")
-            try:
-                report, rejected = ingest_uploads(
-                    settings, [(f.name, f.getvalue()) for f in files], progress=_progress(bar))
-            except RagError as exc:
-                st.error(str(exc))
-                return
-            finally:
-                bar.empty()
-            for item in rejected:
-                _say("warning", f"{item.name}: {item.reason}")
-            if report is not None:
-                _report_next_run(report)
-            st.session_state["doc_uploads_round"] = st.session_state.get("doc_uploads_round", 0) + 1
-            st.rerun()
+        bar = st.progress(0.0, text=both("取り込み中", "Ingesting") + "…")
+        try:
+            report, rejected = ingest_uploads(
+                settings, [(f.name, f.getvalue()) for f in files], progress=_progress(bar))
+        except RagError as exc:
+            st.error(str(exc))
+            return
+        finally:
+            bar.empty()
+        for item in rejected:
+            _say("warning", f"{item.name}: {item.reason}")
+        if report is not None:
+            _report_next_run(report)
+        st.session_state["doc_uploads_round"] = st.session_state.get("doc_uploads_round", 0) + 1
+        st.rerun()
 
 
 def _progress(bar: st.delta_generator.DeltaGenerator) -> Callable[[IngestProgress], None]:

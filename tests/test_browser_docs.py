@@ -43,6 +43,19 @@ def button(page: Page, words: str, scope: str = ""):
                          f"a button saying {words!r}")
 
 
+def press(page: Page, words: str, scope: str = "") -> None:
+    """Click the button saying `words`, finding it again if a rerun replaced it meanwhile."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(5):
+        try:
+            page.click(button(page, words, scope))
+            return
+        except StaleElementReferenceException:
+            page.idle()
+    raise AssertionError(f"the button saying {words!r} kept going stale")
+
+
 def test_documents_page_upload_list_open_delete(app_url: str, browser, tmp_path: Path) -> None:  # noqa: F811
     from selenium.webdriver.common.keys import Keys
 
@@ -52,7 +65,7 @@ def test_documents_page_upload_list_open_delete(app_url: str, browser, tmp_path:
     note = tmp_path / "猫のメモ.docx"
     note.write_bytes(docx_bytes())
     page.wait_css('[data-testid="stMain"] [data-testid="stFileUploaderDropzoneInput"]')[0].send_keys(str(note))
-    page.click(button(page, "Ingest", '[data-testid="stMain"]'))
+    press(page, "Ingest", '[data-testid="stMain"]')
     done = page.wait_css('[data-testid="stAlertContentSuccess"]', timeout=90)
     assert "+2 chunks" in done[0].text, done[0].text
     page.wait_for(lambda: f"{total + 1} / {total + 1} " in page.text(), "the new document in the list")
@@ -73,13 +86,14 @@ def test_documents_page_upload_list_open_delete(app_url: str, browser, tmp_path:
     assert re.search(r"⟦chunk 0 · \d+ tok⟧埋め込みの基礎\n埋め込みベクトルは文の意味", text), text
     assert re.search(r"⟦chunk 1 · \d+ tok⟧類似度", text) and "モデル: USE | 次元: 512" in text
     assert "docx · " in page.text() and "2 chunks" in page.text()
+    page.shot("documents.png", top=page.all("h1")[0])
 
-    page.click(button(page, "Delete", '[data-testid="stMain"]'))
-    page.click(button(page, "Delete it"))
+    press(page, "Delete", '[data-testid="stMain"]')
+    press(page, "Delete it")
     gone = page.wait_css('[data-testid="stAlertContentSuccess"]', timeout=60)
     assert "猫のメモ.docx" in gone[0].text and "2 chunks" in gone[0].text
     page.wait_for(lambda: f"0 / {total} " in page.text(), "the list without it")
-    assert not page.all(".rag-doc-text")
+    page.wait_for(lambda: not page.all(".rag-doc-text"), "the closed document", 30)
 
 
 @pytest.fixture
@@ -135,11 +149,8 @@ def test_conversation_survives_a_restart_with_feedback_and_export(
         answer = page.ask("コサイン類似度とは何ですか？")
         first_source = page.wait_for(
             lambda: re.search(r"\[1\] (\S+\.\w+)", answer.text), "the first source").group(1)
-        thumbs = answer.find_elements(page.By.CSS_SELECTOR, '[data-testid="stFeedback"] button, '
-                                      '[data-testid="stButtonGroup"] button')
-        up = next(b for b in thumbs if "thumb_up" in (b.text + (b.get_attribute("innerHTML") or "")))
-        page.click(up)
-        page.click(button(page, "出典は正しかった"))
+        page.click(answer.find_element(page.By.CSS_SELECTOR, 'button[aria-label="Thumbs up"]'))
+        press(page, "出典は正しかった")
         page.click(page.wait_for(lambda: [b for b in page.all('[data-testid="stPopoverBody"] button')
                                           if "正しい" in b.text][0], "the right button of source 1"))
         page.idle()
@@ -151,11 +162,15 @@ def test_conversation_survives_a_restart_with_feedback_and_export(
         restored = messages[1].text
         assert re.search(r"\[\d\]", restored) and first_source in restored
         assert "類似度" in restored  # the sources with their scores
+        page.shot("chats.png")
+        pressed = page.wait_for(lambda: [b.get_attribute("aria-label") for b in page.all(
+            '[data-testid="stChatMessage"] button[role="radio"][aria-checked="true"]')], "the 👍 given")
+        assert pressed == ["Thumbs up"]
         assert "コサイン類似度とは何ですか？" in button(page, "コサイン類似度", '[data-testid="stSidebar"]').text
 
         page.click(page.wait_for(lambda: next(e for e in page.all('[data-testid="stSidebar"] summary')
                                               if "This chat" in e.text), "the chat's menu"))
-        page.click(button(page, "Markdown", '[data-testid="stSidebar"]'))
+        press(page, "Markdown", '[data-testid="stSidebar"]')
         exported = page.wait_for(lambda: [p for p in downloads.glob("chat-*.md")], "the download", 30)
         md = exported[0].read_text(encoding="utf-8")
         assert md.startswith("# コサイン類似度とは何ですか？") and "👍" in md

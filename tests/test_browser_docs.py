@@ -98,14 +98,14 @@ def test_documents_page_upload_list_open_delete(app_url: str, browser, tmp_path:
 
 @pytest.fixture
 def own_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, object]]:
-    """(data dir, start()) where start() runs `streamlit run` on that data dir and returns (url, proc)."""
+    """(data dir, (start, stop)): start() runs `streamlit run` on that data dir and port, returns the URL."""
     data = tmp_path_factory.mktemp("restart-data")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_", "CHROMA_"))}
     env.update(RAG_DATA_DIR=str(data / "rag"), PYTHONUNBUFFERED="1")
     procs = []
+    port = free_port()
 
     def start() -> str:
-        port = free_port()
         url = f"http://127.0.0.1:{port}"
         procs.append(start_process(
             [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
@@ -154,9 +154,12 @@ def test_conversation_survives_a_restart_with_feedback_and_export(
         page.click(page.wait_for(lambda: [b for b in page.all('[data-testid="stPopoverBody"] button')
                                           if "正しい" in b.text][0], "the right button of source 1"))
         page.idle()
+        chat_url = driver.current_url
+        assert "?chat=" in chat_url, chat_url
         stop()
 
-        page = Page(driver, start())  # a restarted server, a new browser session
+        start()  # the server again, same port and data dir
+        page = Page(driver, chat_url)  # the tab reloaded: a new browser session
         messages = page.wait_css('[data-testid="stChatMessage"]', 2)
         assert "コサイン類似度とは何ですか？" in messages[0].text
         restored = messages[1].text

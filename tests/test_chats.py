@@ -107,10 +107,13 @@ def test_exports_and_cli(answerer: Answerer, capsys, tmp_path: Path) -> None:
     assert "rag chats list" in capsys.readouterr().err
 
 
-def start_app(monkeypatch: pytest.MonkeyPatch, corpus: Path) -> AppTest:
+def start_app(monkeypatch: pytest.MonkeyPatch, corpus: Path, chat: str | None = None) -> AppTest:
     monkeypatch.setenv("RAG_CORPUS_DIR", str(corpus))
     get_settings.cache_clear()
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    if chat:
+        at.query_params["chat"] = chat
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -125,6 +128,7 @@ def test_app_saves_restores_and_takes_feedback_that_eval_measures(
     chats = ChatStore.of(get_settings())
     (chat,) = chats.list()
     assert chat.title == "猫の名前は何ですか？" and chat.turns == 4
+    assert at.query_params["chat"] == chat.id  # the URL names the open chat
 
     first = chats.turns(chat.id)[1]
     at.feedback(key=f"rating_{first.id}").set_value(0).run()  # 👎 is option 0 of "thumbs"
@@ -135,7 +139,12 @@ def test_app_saves_restores_and_takes_feedback_that_eval_measures(
     back = chats.turns(chat.id)[1]
     assert back.rating == -1 and back.sources == {1: "right", 2: "wrong"}
 
-    again = start_app(monkeypatch, corpus)  # a new session, as after a restart
+    fresh = start_app(monkeypatch, corpus)  # a new visit: a new chat, the saved one listed
+    assert list(fresh.chat_message) == []
+    fresh.sidebar.button(key=f"open_{chat.id}").click().run()
+    assert len(fresh.chat_message) == 4
+
+    again = start_app(monkeypatch, corpus, chat=chat.id)  # the same URL after a restart
     assert [m.name for m in again.chat_message] == ["user", "assistant", "user", "assistant"]
     reply = [m for m in again.chat_message if m.name == "assistant"][0]
     assert "猫" in reply.markdown[0].value and "[1]" in reply.markdown[0].value
@@ -145,7 +154,7 @@ def test_app_saves_restores_and_takes_feedback_that_eval_measures(
     assert again.feedback(key=f"rating_{first.id}").value == 0
 
     again.sidebar.button(key="clear_chat").click().run()  # a new chat, the old one stays listed
-    assert list(again.chat_message) == []
+    assert list(again.chat_message) == [] and "chat" not in again.query_params
     again.chat_input[0].set_value("トークンIDとは？").run()
     assert len(chats.list()) == 2
     again.sidebar.button(key=f"open_{chat.id}").click().run()

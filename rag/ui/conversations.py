@@ -1,10 +1,11 @@
 """Saved conversations in the app: the sidebar list (new, open, rename, delete, export) and feedback.
 
 The chat page keeps its messages in `st.session_state["messages"]` as before; this module fills
-that list from `rag.chats` when a browser session starts (the user's latest chat, so a restart of
-`streamlit run` or a closed tab loses nothing), writes each finished exchange back, and draws 👍/👎
-and right/wrong per source under every saved answer. `chat_id` None means a new chat not saved yet:
-it is created by its first question and titled after it.
+that list from `rag.chats` when a chat is opened from the sidebar, writes each finished exchange
+back, and draws 👍/👎 and right/wrong per source under every saved answer. The open chat's id is in
+the URL (`?chat=…`), so reloading the tab or restarting `streamlit run` brings it back; a fresh
+visit starts a new chat, as chat apps do, with the saved ones listed. `chat_id` None means a new
+chat not saved yet: it is created by its first question and titled after it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rag.config import Settings
 from rag.ui.i18n import both, t
 
 CHAT_KEY = "chat_id"
+URL_KEY = "chat"
 _VERDICTS = {"right": "✓", "wrong": "✗"}
 
 
@@ -54,7 +56,7 @@ def _as_message(turn: Turn) -> dict[str, Any]:
 
 def _load(settings: Settings, chat_id: str | None) -> None:
     """Make `chat_id` the open chat, its turns the session's messages, its feedback the widgets'."""
-    st.session_state[CHAT_KEY] = chat_id
+    _open(chat_id)
     turns = chat_store(settings).turns(chat_id) if chat_id else []
     st.session_state["messages"] = [_as_message(turn) for turn in turns]
     for turn in turns:
@@ -64,16 +66,25 @@ def _load(settings: Settings, chat_id: str | None) -> None:
                 st.session_state[f"verdict_{turn.id}_{hit.rank}"] = turn.sources.get(hit.rank)
 
 
+def _open(chat_id: str | None) -> None:
+    st.session_state[CHAT_KEY] = chat_id
+    if chat_id:
+        st.query_params[URL_KEY] = chat_id
+    else:
+        st.query_params.pop(URL_KEY, None)
+
+
 def restore(settings: Settings) -> None:
-    """On a browser session's first run, reopen the user's most recent chat."""
+    """On a browser session's first run, reopen the chat named in the URL (one of this user's)."""
     if CHAT_KEY in st.session_state:
         return
-    chats = chat_store(settings).list(current_user())
-    _load(settings, chats[0].id if chats else None)
+    wanted = st.query_params.get(URL_KEY)
+    mine = {c.id for c in chat_store(settings).list(current_user())}
+    _load(settings, wanted if wanted in mine else None)
 
 
 def start_new() -> None:
-    st.session_state[CHAT_KEY] = None
+    _open(None)
     st.session_state["messages"] = []
 
 
@@ -83,7 +94,7 @@ def save_exchange(settings: Settings, question: str, reply: dict[str, Any]) -> N
     chat_id = st.session_state.get(CHAT_KEY)
     if not chat_id:
         chat_id = chats.create(current_user(), question).id
-        st.session_state[CHAT_KEY] = chat_id
+        _open(chat_id)
     chats.add_turn(chat_id, "user", question)
     reply["turn_id"] = chats.add_turn(chat_id, "assistant", reply.get("content", ""),
                                       answer=reply.get("answer"), error=reply.get("error"))

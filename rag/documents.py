@@ -41,9 +41,6 @@ class DocumentInfo:
     flags: list[str] = field(default_factory=list)
     """`page 3: no text layer …`, one per problem found in the extracted text."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
-
 
 @dataclass
 class ChunkView:

@@ -20,6 +20,8 @@ from rag.ui.i18n import both, t
 
 CHAT_KEY = "chat_id"
 URL_KEY = "chat"
+MAX_LISTED = 50
+"""Chats shown in the sidebar, newest first; `rag chats list` shows them all."""
 _VERDICTS = {"right": "✓", "wrong": "✗"}
 
 
@@ -110,7 +112,7 @@ def render_conversations(settings: Settings) -> None:
         st.subheader(both("会話", "Conversations"))
         st.button(f"＋ {both('新しい会話', 'New chat')}", key="clear_chat", width="stretch",
                   on_click=start_new)
-        for chat in listed:
+        for chat in listed[:MAX_LISTED]:
             current = chat.id == open_id
             st.button(("▶ " if current else "") + chat.title, key=f"open_{chat.id}", width="stretch",
                       type="primary" if current else "secondary", on_click=_load, args=(settings, chat.id))

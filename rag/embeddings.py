@@ -46,11 +46,13 @@ class EmbeddingInfo:
     model: str
     dims: int
     reason: str = ""
+    collection: str = ""
+    """A collection of this model's vectors other than the main one (`rag eval` keeps its own)."""
 
     @property
     def collection_name(self) -> str:
         """One Chroma collection per model and size, so vector spaces never mix."""
-        raw = f"rag_{self.provider}_{self.model}_{self.dims}"
+        raw = self.collection or f"rag_{self.provider}_{self.model}_{self.dims}"
         return re.sub(r"[^a-zA-Z0-9._-]", "-", raw)[:200]
 
     def as_dict(self) -> dict[str, Any]:
@@ -62,14 +64,14 @@ def resolve(settings: Settings) -> EmbeddingInfo:
     choice = settings.embedding_provider
     if choice == "openai" and not settings.has_openai:
         raise ConfigError(
-            "RAG_EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY; set it, or use "
-            "RAG_EMBEDDING_PROVIDER=local for the offline model."
+            "RAG_EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY.",
+            "Set OPENAI_API_KEY, or use RAG_EMBEDDING_PROVIDER=local for the offline model.",
         )
     if choice == "openai" or (choice == "auto" and settings.has_openai):
         model = settings.openai_embedding_model
         dims = settings.openai_embedding_dims or _OPENAI_NATIVE_DIMS.get(model)
         if dims is None:
-            raise ConfigError(f"Set RAG_OPENAI_EMBEDDING_DIMS: the size of {model!r} is not known.")
+            raise ConfigError(f"The size of {model!r} is not known.", "Set RAG_OPENAI_EMBEDDING_DIMS.")
         why = "RAG_EMBEDDING_PROVIDER=openai" if choice == "openai" else "OPENAI_API_KEY is set"
         return EmbeddingInfo("openai", model, dims, why)
     why = (
@@ -226,10 +228,13 @@ class OpenAIProvider(Embeddings):
             # storing its vectors in this collection would mix sizes.
             raise ProviderError(
                 f"{self._info.model} at {mask_url(self._settings.openai_base_url) or 'api.openai.com'} returned "
-                f"{len(first)}-dim vectors, but the settings say {self._info.dims}. Set "
-                f"RAG_OPENAI_EMBEDDING_DIMS={len(first)} (or check RAG_OPENAI_EMBEDDING_MODEL)."
+                f"{len(first)}-dim vectors, but the settings say {self._info.dims}.",
+                f"Set RAG_OPENAI_EMBEDDING_DIMS={len(first)} (or check RAG_OPENAI_EMBEDDING_MODEL).",
             )
         return result
+
+
+_KEY_FIX = "Set OPENAI_API_KEY to a valid key (in the shell or .env), or unset it to use the offline model."
 
 
 def translate_openai_error(exc: Exception, settings: Settings) -> Exception:
@@ -239,23 +244,24 @@ def translate_openai_error(exc: Exception, settings: Settings) -> Exception:
     where = mask_url(settings.openai_base_url) or "api.openai.com"
     retries = settings.openai_max_retries
     if isinstance(exc, openai.AuthenticationError):
-        return ProviderError(f"The provider at {where} rejected the API key (401). Check OPENAI_API_KEY.")
+        return ProviderError(f"The provider at {where} rejected the API key (401).", _KEY_FIX)
     if isinstance(exc, openai.PermissionDeniedError):
-        return ProviderError(f"The provider at {where} refused access (403). Check OPENAI_API_KEY's project and permissions.")
+        return ProviderError(f"The provider at {where} refused access (403).",
+                             "Check OPENAI_API_KEY's project and permissions.")
     if isinstance(exc, openai.RateLimitError):
-        return ProviderError(
-            f"Rate limited by {where} (429) after {retries} retries. Wait and try again, or lower "
-            "RAG_OPENAI_CONCURRENCY."
-        )
+        return ProviderError(f"Rate limited by {where} (429) after {retries} retries.",
+                             "Wait and try again, or lower RAG_OPENAI_CONCURRENCY.")
     if isinstance(exc, openai.NotFoundError):
-        return ProviderError(f"{where} does not know the model (404). Check RAG_OPENAI_EMBEDDING_MODEL / RAG_LLM_MODEL.")
+        return ProviderError(f"{where} does not know the model (404).",
+                             "Check RAG_OPENAI_EMBEDDING_MODEL / RAG_LLM_MODEL against the models it offers.")
     if isinstance(exc, openai.APITimeoutError):
         return ProviderError(
-            f"{where} did not answer within {settings.openai_timeout_s:g} s ({retries} retries). "
-            "Raise RAG_OPENAI_TIMEOUT_S or try again."
+            f"{where} did not answer within {settings.openai_timeout_s:g} s ({retries} retries).",
+            "Raise RAG_OPENAI_TIMEOUT_S or try again.",
         )
     if isinstance(exc, openai.APIConnectionError):
-        return ProviderError(f"Cannot reach {where}. Check OPENAI_BASE_URL and your network.")
+        return ProviderError(f"Cannot reach {where}.",
+                             "Check OPENAI_BASE_URL, that the server is running, and your network.")
     if isinstance(exc, openai.APIStatusError):
         return ProviderError(f"{where} answered HTTP {exc.status_code} after {retries} retries: {_short(exc)}")
     return exc

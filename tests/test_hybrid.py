@@ -44,9 +44,26 @@ def test_every_hit_carries_its_cosine_and_its_bm25_score(ingested: Path, mode: s
         assert scores == sorted(scores, reverse=True) and scores[-1] > 0
         assert [h.bm25_rank for h in result.hits] == [h.rank for h in result.hits]
     else:
-        fused = [h.fused_score for h in result.hits]
-        assert fused == sorted(fused, reverse=True)
         assert all(h.vector_rank or h.bm25_rank for h in result.hits)
+
+
+def test_fused_score_is_the_documented_sum_of_its_parts(ingested: Path) -> None:
+    """Recompute every candidate's fused score from its cosine and BM25 score alone."""
+    settings = get_settings()
+    query = "ベクトルと埋め込み cosine similarity"
+    everything = Searcher(settings).search(query, k=100, mode="hybrid").hits  # the whole pool
+    cos = np.array([h.score for h in everything])
+    bm = np.array([h.bm25_score for h in everything])
+
+    def minmax(x: np.ndarray) -> np.ndarray:
+        return (x - x.min()) / (x.max() - x.min())
+
+    cross = np.array([is_japanese(h.text) != is_japanese(query) for h in everything])
+    lexical = np.where(cross, settings.hybrid_cross_script_weight * minmax(cos), minmax(bm))
+    w = settings.hybrid_vector_weight
+    expected = w * minmax(cos) + (1 - w) * lexical
+    assert [h.fused_score for h in everything] == pytest.approx(list(expected), abs=1e-9)
+    assert cross.any() and not cross.all()  # both branches of the sum were exercised
 
 
 def test_top_of_both_lists_fuses_to_one(ingested: Path) -> None:
@@ -119,6 +136,10 @@ def test_cli_search_mode_json(ingested: Path, capsys: pytest.CaptureFixture[str]
         assert "fused_score" in data["hits"][0]
 
 
-def test_default_mode_is_hybrid(ingested: Path) -> None:
-    assert get_settings().retrieval_mode == "hybrid"
-    assert Searcher(get_settings()).search("猫", k=1).mode == "hybrid"
+@pytest.mark.parametrize("mode", ["vector", "bm25", "hybrid"])
+def test_the_mode_in_force_is_used_when_none_is_asked(ingested: Path, monkeypatch, mode: str) -> None:
+    monkeypatch.setenv("RAG_RETRIEVAL_MODE", mode)
+    get_settings.cache_clear()
+    result = Searcher(get_settings()).search("猫", k=1)
+    assert result.mode == mode
+    assert (result.hits[0].bm25_score is None) == (mode == "vector")

@@ -17,11 +17,11 @@ import streamlit as st
 from rag.answer.answerer import EXTRACTIVE_LABEL, Answer
 from rag.config import Settings
 from rag.errors import RagError
+from rag.retrieve.options import SearchOptions
 from rag.ui import state
 from rag.ui.conversations import render_feedback, save_exchange
 from rag.ui.debug_panel import render_debug_panel
 from rag.ui.i18n import both, lang_of, t
-from rag.ui.sidebar import Controls
 from rag.ui.sources import render_sources
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def messages() -> list[dict[str, Any]]:
     return st.session_state.setdefault("messages", [])
 
 
-def render_chat(settings: Settings, controls: Controls) -> None:
+def render_chat(settings: Settings, controls: SearchOptions) -> None:
     history = messages()
     if not history:
         _render_welcome(settings)
@@ -110,7 +110,7 @@ def _render_extras(answer: Answer, index: int, *, latest: bool) -> None:
             render_debug_panel(answer, key=f"debug_{index}")
 
 
-def _ask(settings: Settings, controls: Controls, question: str) -> None:
+def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
     history = messages()
     lang = lang_of(question)
     previous = [
@@ -133,8 +133,7 @@ def _ask(settings: Settings, controls: Controls, question: str) -> None:
 
                 def pieces() -> Iterator[str]:
                     for item in answerer.stream(
-                        question, history=previous, k=controls.k, mode=controls.mode,
-                        mmr=controls.mmr, threshold=controls.threshold, sources=controls.sources,
+                        question, history=previous, options=controls,
                     ):
                         if isinstance(item, Answer):
                             final.append(item)

@@ -1,6 +1,6 @@
 """The sidebar: what is in use and why, retrieval controls, uploads, clear chat; first-start ingest.
 
-Returns the chosen retrieval options as `Controls` for the chat to pass to `Answerer.stream`.
+Returns the chosen retrieval options as `SearchOptions` for the chat to pass to `Answerer.stream`.
 Labels are bilingual because they are read before any question is asked.
 """
 
@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from rag.config import RetrievalModeName, Settings, mask_url
+from rag.config import Settings, mask_url
 from rag.errors import RagError
 from rag.ingest.loaders import SUPPORTED_SUFFIXES
-from rag.ingest.pipeline import IngestProgress, IngestReport
+from rag.ingest.pipeline import IngestReport
+from rag.progress import Progress, ProgressFn
+from rag.retrieve.options import SearchOptions
 from rag.ui import state
 from rag.ui.i18n import both
 
@@ -31,16 +31,7 @@ RETRIEVAL_MODES: dict[str, str] = {
 }
 
 
-@dataclass
-class Controls:
-    k: int
-    threshold: float | None
-    mmr: bool
-    mode: RetrievalModeName
-    sources: list[str] | None
-
-
-def render_sidebar(settings: Settings) -> Controls:
+def render_sidebar(settings: Settings) -> SearchOptions:
     with st.sidebar:
         st.header("RAG Lens")
         _render_models(settings)
@@ -76,7 +67,7 @@ def _render_models(settings: Settings) -> None:
     )
 
 
-def _render_controls(settings: Settings) -> Controls:
+def _render_controls(settings: Settings) -> SearchOptions:
     k = st.slider(both("検索件数 k", "Results"), 1, 20, min(settings.top_k, 20), key="k")
     threshold = st.slider(
         both("類似度しきい値", "Score threshold"), 0.0, 1.0, float(max(settings.score_threshold, 0.0)),
@@ -93,7 +84,8 @@ def _render_controls(settings: Settings) -> Controls:
         both("出典で絞り込み", "Only these sources"), _source_names(settings), key="source_filter",
         placeholder="すべて / All",
     )
-    return Controls(k, threshold or None, mmr, mode, chosen or None)
+    return SearchOptions().with_(k=k, threshold=threshold or None, mmr=mmr, mode=mode,
+                                 sources=chosen or None)
 
 
 def _source_names(settings: Settings) -> list[str]:
@@ -132,11 +124,11 @@ def _render_upload(settings: Settings) -> None:
             _show_report(report)
 
 
-def _progress_to(bar: DeltaGenerator) -> Callable[[IngestProgress], None]:
-    def update(event: IngestProgress) -> None:
-        done = event.files_done / max(event.files_total, 1)
-        bar.progress(done, text=f"{event.files_done}/{event.files_total} · {event.chunks} chunks · "
-                                f"{Path(event.path).name}")
+def _progress_to(bar: DeltaGenerator) -> ProgressFn:
+    def update(event: Progress) -> None:
+        done = event.done / max(event.total or 1, 1)
+        bar.progress(done, text=f"{event.done}/{event.total} · {event.chunks} chunks · "
+                                f"{Path(event.item).name}")
 
     return update
 

@@ -144,7 +144,7 @@ class ChatStore:
         for chat in self.list():
             if chat.id == chat_id:
                 return chat
-        raise ChatNotFoundError(f"No chat with id {chat_id!r}: `rag chats list` shows the ids.")
+        raise ChatNotFoundError(f"No chat with id {chat_id!r}.", "`rag chats list` shows the ids.")
 
     def rename(self, chat_id: str, title: str) -> None:
         self.get(chat_id)
@@ -331,8 +331,9 @@ def write_feedback_qa(store: ChatStore, out: Path) -> int:
     """Write the feedback QA set as JSONL; returns the number of questions."""
     rows = feedback_qa(store)
     if not rows:
-        raise RagError("No answer has a source marked right yet: mark sources ✓ under answers in "
-                       "the app, then run `rag eval --from-feedback` again.")
+        raise RagError("No answer has a source marked right yet.",
+                       "Mark sources ✓ right under answers in the app, then run "
+                       "`rag eval --from-feedback` again.")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return len(rows)

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
     from rag.embeddings import EmbeddingInfo
-    from rag.ingest.pipeline import IngestReport, ProgressFn
+    from rag.ingest.pipeline import IngestReport
+    from rag.progress import ProgressFn
 
 _PAGE = 5000
 """Metadata read from Chroma per request, so a large collection is listed in bounded pieces."""
@@ -176,5 +177,5 @@ def reindex_document(settings: Settings, doc: DocumentInfo, progress: ProgressFn
     from rag.ingest.pipeline import Ingestor
 
     if not Path(doc.path).is_file():
-        raise LoadError(f"{doc.source} is no longer at {doc.path}: upload it again or restore the file.")
+        raise LoadError(f"{doc.source} is no longer at {doc.path}.", "Upload it again or restore the file.")
     return Ingestor(settings).reindex(Path(doc.path), doc.source, progress=progress)

@@ -170,5 +170,5 @@ def test_app_saves_restores_and_takes_feedback_that_eval_measures(
 
 def test_eval_from_feedback_without_marks_says_what_to_do(settings, capsys) -> None:
     assert main(["eval", "--from-feedback"]) == 1
-    assert "mark sources" in capsys.readouterr().err
+    assert "Mark sources ✓ right" in capsys.readouterr().err
     assert main(["eval"]) == 1

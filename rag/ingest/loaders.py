@@ -269,9 +269,10 @@ def _load_pdf(data: bytes) -> list[Document]:
             raise LoadError("encrypted PDF (needs a decryption library or password)") from None
         raise LoadError(f"unreadable PDF ({type(exc).__name__})") from None
     if not docs:
-        from rag.ingest.formats.ocr import status
+        from rag.ingest.formats import ocr
 
-        found = status()
-        raise LoadError("PDF has no extractable text (scanned images?)"
-                        + ("; OCR found none either" if found.available else f": {found.detail}"))
+        found = ocr.status()
+        if found.available:
+            raise LoadError("PDF has no extractable text (scanned images?); OCR found none either")
+        raise LoadError("PDF has no extractable text (scanned images?);", ocr.INSTALL_FIX)
     return docs

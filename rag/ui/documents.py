@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable
 from itertools import groupby
 
 import streamlit as st
@@ -25,7 +24,8 @@ from rag.documents import (
     reindex_document,
 )
 from rag.errors import RagError
-from rag.ingest.pipeline import IngestProgress, IngestReport
+from rag.ingest.pipeline import IngestReport
+from rag.progress import Progress, ProgressFn
 from rag.ui import state
 from rag.ui.i18n import both
 
@@ -171,11 +171,12 @@ def _render_upload(settings: Settings) -> None:
         st.rerun()
 
 
-def _progress(bar: st.delta_generator.DeltaGenerator) -> Callable[[IngestProgress], None]:
-    def update(event: IngestProgress) -> None:
-        bar.progress(event.files_done / max(event.files_total, 1),
-                     text=f"{event.files_done}/{event.files_total} · {event.chunks} chunks · "
-                          f"{event.path.rsplit('/', 1)[-1]}")
+def _progress(bar: st.delta_generator.DeltaGenerator) -> ProgressFn:
+    def update(event: Progress) -> None:
+        total = max(event.total or 1, 1)
+        bar.progress(min(event.done / total, 1.0),
+                     text=f"{event.done}/{event.total} · {event.chunks or 0} chunks · "
+                          f"{event.item.rsplit('/', 1)[-1]}")
 
     return update
 

@@ -23,8 +23,8 @@ def load_xlsx(data: bytes) -> list[Document]:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, OSError) as exc:
         raise LoadError(
-            f"corrupt or not an Excel .xlsx file ({type(exc).__name__}); "
-            "an encrypted or old .xls workbook must be saved as .xlsx first"
+            f"corrupt or not an Excel .xlsx file ({type(exc).__name__});",
+            "an encrypted or old .xls workbook must be saved as .xlsx first",
         ) from None
     try:
         sheets = book.worksheets

@@ -40,8 +40,8 @@ def load_pptx(data: bytes) -> list[Document]:
         slides = list(deck.slides)
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise LoadError(
-            f"corrupt or not a PowerPoint .pptx file ({type(exc).__name__}); "
-            "an encrypted or old .ppt deck must be saved as .pptx first"
+            f"corrupt or not a PowerPoint .pptx file ({type(exc).__name__});",
+            "an encrypted or old .ppt deck must be saved as .pptx first",
         ) from None
     docs = []
     for number, slide in enumerate(slides, start=1):

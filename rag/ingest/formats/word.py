@@ -37,8 +37,8 @@ def load_docx(data: bytes) -> list[Document]:
         blocks = list(doc.iter_inner_content())
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise LoadError(
-            f"corrupt or not a Word .docx file ({type(exc).__name__}); "
-            "an encrypted or old .doc document must be saved as .docx first"
+            f"corrupt or not a Word .docx file ({type(exc).__name__});",
+            "an encrypted or old .doc document must be saved as .docx first",
         ) from None
     sections: list[tuple[str, list[str]]] = [("", [])]
     trail: list[tuple[int, str]] = []

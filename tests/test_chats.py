@@ -153,11 +153,21 @@ def test_app_saves_restores_and_takes_feedback_that_eval_measures(
     assert again.button_group(key=f"verdict_{first.id}_1").value == "right"
     assert again.feedback(key=f"rating_{first.id}").value == 0
 
+    again.sidebar.text_input(key=f"title_{chat.id}").input("猫と Chroma").run()  # rename
+    assert chats.get(chat.id).title == "猫と Chroma"
+    assert again.sidebar.button(key=f"open_{chat.id}").label == "▶ 猫と Chroma"
     again.sidebar.button(key="clear_chat").click().run()  # a new chat, the old one stays listed
     assert list(again.chat_message) == [] and "chat" not in again.query_params
     again.chat_input[0].set_value("トークンIDとは？").run()
     assert len(chats.list()) == 2
     again.sidebar.button(key=f"open_{chat.id}").click().run()
+    assert len(again.chat_message) == 4
+
+    (other,) = [c for c in chats.list() if c.id != chat.id]
+    again.sidebar.button(key=f"open_{other.id}").click().run()
+    assert len(again.chat_message) == 2
+    again.sidebar.button(key="delete_chat").click().run()  # deletes the open chat, opens the next
+    assert [c.id for c in chats.list()] == [chat.id]
     assert len(again.chat_message) == 4
 
     code = main(["eval", "--from-feedback", "--json"])
@@ -172,3 +182,24 @@ def test_eval_from_feedback_without_marks_says_what_to_do(settings, capsys) -> N
     assert main(["eval", "--from-feedback"]) == 1
     assert "Mark sources ✓ right" in capsys.readouterr().err
     assert main(["eval"]) == 1
+
+
+def test_llm_answer_keeps_model_logprobs_and_the_rewritten_question(corpus: Path, openai_env) -> None:
+    reply = "Chroma returns the cosine distance [1]."
+    openai_env.chat_reply = lambda messages: (
+        "What distance does Chroma return?" if messages[0]["content"].startswith("Rewrite") else reply)
+    Ingestor(get_settings()).ingest([corpus])
+    history = [{"role": "user", "content": "Tell me about Chroma."},
+               {"role": "assistant", "content": "Chroma is a vector store [1]."}]
+    answer = Answerer(get_settings()).answer("And what does it return?", history=history, k=3)
+    assert answer.logprobs and answer.standalone_question == "What distance does Chroma return?"
+    chats = ChatStore.of(get_settings())
+    chat = chats.create(title="Chroma")
+    turn = chats.add_turn(chat.id, "assistant", answer.text, answer=answer)
+    back = chats.turns(chat.id)[0].answer
+    assert back is not None and back.logprobs == answer.logprobs  # the Next-token tab's data
+    assert (back.llm, back.search.embedding.dims) == ("gpt-4o-mini", 1536)
+    chats.judge_source(turn, 1, answer.search.hits[0].source, "right")
+    (item,) = export_dict(chats, chat.id)["exchanges"]
+    assert item["llm"] == "gpt-4o-mini" and item["standalone_question"] == answer.standalone_question
+    assert chats.marked_right()[0][0] == "What distance does Chroma return?"  # eval asks it alone

@@ -140,6 +140,8 @@ def _show_report(report: IngestReport) -> None:
     )
     for path, reason in report.failed:
         st.warning(f"{Path(path).name}: {reason}")
+    for path, flag in report.flagged:
+        st.warning(f"{both('文字化けの疑い', 'Garbled text?')} {Path(path).name}: {flag}", icon="⚠️")
 
 
 def ensure_corpus(settings: Settings, corpus_dir: Path) -> None:

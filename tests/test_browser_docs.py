@@ -64,16 +64,29 @@ def test_documents_page_upload_list_open_delete(app_url: str, browser, tmp_path:
                               "the document count").group(1))
     note = tmp_path / "猫のメモ.docx"
     note.write_bytes(docx_bytes())
-    page.wait_css('[data-testid="stMain"] [data-testid="stFileUploaderDropzoneInput"]')[0].send_keys(str(note))
+    garbled = tmp_path / "化け.txt"
+    garbled.write_text("⽇本の⽂書を⾒る。検索では⾒つからない。", encoding="utf-8")  # Kangxi radicals
+    drop = page.wait_css('[data-testid="stMain"] [data-testid="stFileUploaderDropzoneInput"]')[0]
+    drop.send_keys(f"{note}\n{garbled}")
     press(page, "Ingest", '[data-testid="stMain"]')
     done = page.wait_css('[data-testid="stAlertContentSuccess"]', timeout=90)
-    assert "+2 chunks" in done[0].text, done[0].text
-    page.wait_for(lambda: f"{total + 1} / {total + 1} " in page.text(), "the new document in the list")
+    assert "2 ファイル / files · +3 chunks" in done[0].text, done[0].text
+    warned = page.wait_css('[data-testid="stAlertContentWarning"]')[0].text
+    assert "化け.txt" in warned and "CJK radical" in warned, warned
+    page.wait_for(lambda: f"{total + 2} / {total + 2} " in page.text(), "the new documents in the list")
+
+    select = page.wait_css('[data-testid="stSelectbox"] input')[0]
+    page.click(select)
+    select.send_keys("化け", Keys.ENTER)
+    page.idle()
+    flag = page.wait_for(lambda: [w.text for w in page.all('[data-testid="stAlertContentWarning"]')
+                                  if "Garbled text?" in w.text], "the document's flag")
+    assert "CJK radical" in flag[0] and "⽇ for 日" in flag[0], flag
 
     box = page.wait_css('input[aria-label^="名前で絞り込み"]')[0]
     box.send_keys("メモ", Keys.ENTER)
     page.idle()
-    page.wait_for(lambda: f"1 / {total + 1} " in page.text(), "the filtered list")
+    page.wait_for(lambda: f"1 / {total + 2} " in page.text(), "the filtered list")
     grid = page.wait_for(lambda: page.all('[data-testid="stDataFrame"]')[0].get_attribute("textContent"),
                          "the table")
     assert "猫のメモ.docxdocx" in grid and "use-multilingual-v3 (512)" in grid
@@ -92,7 +105,7 @@ def test_documents_page_upload_list_open_delete(app_url: str, browser, tmp_path:
     press(page, "Delete it")
     gone = page.wait_css('[data-testid="stAlertContentSuccess"]', timeout=60)
     assert "猫のメモ.docx" in gone[0].text and "2 chunks" in gone[0].text
-    page.wait_for(lambda: f"0 / {total} " in page.text(), "the list without it")
+    page.wait_for(lambda: f"0 / {total + 1} " in page.text(), "the list without it")
     page.wait_for(lambda: not page.all(".rag-doc-text"), "the closed document", 30)
 
 

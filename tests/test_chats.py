@@ -25,6 +25,7 @@ from rag.chats import (
 from rag.cli import main
 from rag.config import get_settings
 from rag.ingest.pipeline import Ingestor
+from rag.ui.chat import DEBUG_LABEL
 from tests.conftest import REPO
 
 TIMEOUT = 120
@@ -150,6 +151,9 @@ def test_app_saves_restores_and_takes_feedback_that_eval_measures(
     assert "猫" in reply.markdown[0].value and "[1]" in reply.markdown[0].value
     assert any(top.source in m.value and "★" in m.value for m in reply.markdown)  # sources back
     assert reply.get("progress")  # with their score bars
+    assert any("512 dims" in c.value and "norm 1.0000" in c.value for c in reply.caption)  # vectors
+    assert [e.label for e in reply.expander][-1] == DEBUG_LABEL and not again.exception
+    assert len(reply.expander[-1].tabs) == 7  # the debug panel drawn from the stored answer
     assert again.button_group(key=f"verdict_{first.id}_1").value == "right"
     assert again.feedback(key=f"rating_{first.id}").value == 0
 

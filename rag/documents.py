@@ -81,10 +81,14 @@ def _metadatas(coll: Collection, where: dict[str, Any] | None = None) -> list[tu
 def _ingested_at(settings: Settings, namespace: str) -> dict[str, float]:
     from rag.state import StateDB
 
+    import sqlite3
+
     db = StateDB(settings.state_db)
     try:
         return {p: t for p, t in db.rows("SELECT path, ingested_at FROM files WHERE namespace = ?",
                                          [namespace])}
+    except sqlite3.Error:  # the manifest keeps no times (any more): the page shows none
+        return {}
     finally:
         db.close()
 

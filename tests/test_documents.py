@@ -61,7 +61,7 @@ def test_flagged_pages_are_listed(tmp_path: Path, local_model, monkeypatch) -> N
     ocr.status.cache_clear()
     try:
         path = tmp_path / "mixed.pdf"
-        path.write_bytes(scanned_pdf(["猫"], text_first_page="Extracted as (cid:12)(cid:13) by a font without a map"))
+        path.write_bytes(scanned_pdf(["猫"], text_first_page="Extracted as (cid:12)(cid:13)(cid:14) by a font without a map"))
         Ingestor(get_settings()).ingest([path])
     finally:
         ocr.status.cache_clear()

@@ -248,11 +248,12 @@ def test_page_without_text_layer_is_flagged_in_ingest_output(tmp_path: Path, loc
 
 def test_garbled_japanese_is_flagged_per_page_and_stored(tmp_path: Path, local_model, capsys) -> None:
     assert quality.text_flags("これは普通の日本語の文章です。") == []
-    assert "(cid:" in quality.text_flags("本文 (cid:1234)(cid:88) です")[0]
+    assert quality.text_flags("置き換え文字「�」の説明、部首⽇の説明 (cid:1)") == []  # one of each is meant
+    assert "(cid:" in quality.text_flags("本文 (cid:1234)(cid:88)(cid:7) です")[0]
     assert "radical" in quality.text_flags("⽇本の⽂書を⾒る")[0]  # Kangxi radicals for 日, 文, 見
     assert "private-use" in quality.text_flags("\ue000\ue001\ue002の資料")[0]
     path = tmp_path / "bad.txt"
-    path.write_bytes("⽇本の⽂書を⾒る。".encode() + b"\xff" + "正しい日本語の文章が続きます。".encode() * 3)
+    path.write_bytes("⽇本の⽂書を⾒る。".encode() + b"\xff\xfe\xff" + "正しい日本語の文章が続きます。".encode() * 30)
     code = main(["ingest", str(path), "--json"])
     flagged = json.loads(capsys.readouterr().out)["files"]["flagged"]
     assert code == 0

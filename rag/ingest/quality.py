@@ -18,8 +18,9 @@ _CID = re.compile(r"\(cid:\d+\)")
 _COMPAT = re.compile(r"[\u2e80-\u2fdf\uf900-\ufaff\U0002f800-\U0002fa1f]")
 """CJK radicals supplement, Kangxi radicals, CJK compatibility ideographs (and supplement)."""
 _PRIVATE = re.compile(r"[\ue000-\uf8ff\U000f0000-\U0010fffd]")
-MIN_COMPAT = 3
-"""A lone ⺟ can be meant; three or more in one page is an extraction problem."""
+MIN_COUNT = 3
+"""One � or ⺟ can be meant (a page about encodings shows one); three in a page is a problem.
+The bundled corpus has exactly one such page, and no page with three."""
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,13 @@ class Flag:
 def text_flags(text: str) -> list[str]:
     """Reasons this text looks garbled, empty when it looks fine."""
     reasons = []
-    if (n := text.count("\ufffd")) > 0:
+    if (n := text.count("\ufffd")) >= MIN_COUNT:
         reasons.append(f"{n} replacement characters (U+FFFD): bytes that were not valid text")
-    if (n := len(_CID.findall(text))) > 0:
+    if (n := len(_CID.findall(text))) >= MIN_COUNT:
         reasons.append(f"{n} (cid:…) glyph codes: the PDF font has no Unicode map")
-    if (n := len(_COMPAT.findall(text))) >= MIN_COMPAT:
+    if (n := len(_COMPAT.findall(text))) >= MIN_COUNT:
         reasons.append(f"{n} CJK radical/compatibility characters (e.g. ⽇ for 日): searches will miss them")
-    if (n := len(_PRIVATE.findall(text))) >= MIN_COMPAT:
+    if (n := len(_PRIVATE.findall(text))) >= MIN_COUNT:
         reasons.append(f"{n} private-use characters: the font's glyphs have no standard code")
     return reasons
 

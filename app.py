@@ -1,7 +1,9 @@
 """RAG Lens, the Streamlit app: wiring only. Run with `make run` (or `streamlit run app.py`).
 
 Pages: the chat (sidebar controls and saved conversations, streamed answers, sources with scores,
-the embedding debug panel), the Explorer (the corpus map) and Documents (what is ingested). Everything else lives in `rag/` and `rag/ui/`.
+the embedding debug panel), the Explorer (the corpus map), Next token (a local language model's
+odds and word vectors) and Documents (what is ingested). Everything else lives in `rag/` and
+`rag/ui/`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rag.ui.chat import render_chat, user_errors
 from rag.ui.conversations import render_conversations
 from rag.ui.documents import render_documents
 from rag.ui.explorer import render_explorer
+from rag.ui.nexttoken import render_next_token_page
 from rag.ui.sidebar import ensure_corpus, render_sidebar
 
 BUNDLED_CORPUS = Path(__file__).resolve().parent / "docs_corpus"
@@ -42,6 +45,11 @@ def explorer_page() -> None:
         render_explorer()
 
 
+def next_token_page() -> None:
+    with user_errors():
+        render_next_token_page()
+
+
 def documents_page() -> None:
     with user_errors():
         _prepare()
@@ -52,5 +60,6 @@ st.set_page_config(page_title="RAG Lens", page_icon="🔎", layout="wide")
 st.navigation([
     st.Page(chat_page, title="チャット / Chat", icon="💬", url_path="chat", default=True),
     st.Page(explorer_page, title="エクスプローラー / Explorer", icon="🗺️", url_path="explorer"),
+    st.Page(next_token_page, title="次トークン / Next token", icon="🔮", url_path="next-token"),
     st.Page(documents_page, title="文書 / Documents", icon="📄", url_path="documents"),
 ]).run()

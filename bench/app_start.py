@@ -5,7 +5,7 @@ Two starts on a fresh data dir: the first ingests docs_corpus (what a newcomer s
 server's health check and to the chat input being visible in headless Chromium, which is what
 "ready" means to a user. Target: cold start to ready <= 10 s.
 
-    .venv/bin/python bench/app_start.py [--json]
+    .venv/bin/python bench/app_start.py [--json] [--provider use|e5]
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from tests.conftest import REPO, free_port, start_process, stop_process  # noqa:
 from tests.test_browser import make_driver  # noqa: E402
 
 
-def one_start(data_dir: Path) -> dict[str, float]:
+def one_start(data_dir: Path, provider: str | None = None) -> dict[str, float]:
     from selenium.webdriver.common.by import By
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_", "CHROMA_"))}
     env["RAG_DATA_DIR"] = str(data_dir)
+    if provider:
+        env["RAG_EMBEDDING_PROVIDER"] = provider
     started = time.perf_counter()
     proc = start_process(
         [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
@@ -59,11 +61,12 @@ def one_start(data_dir: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--provider", help="RAG_EMBEDDING_PROVIDER for the app (default: its own default)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "rag"
-        first = one_start(data)
-        again = one_start(data)
+        first = one_start(data, args.provider)
+        again = one_start(data, args.provider)
     result = {"first_start": first, "cold_start": again, "target_ready_s": 10.0}
     print(f"first start (ingests docs_corpus): health {first['health_s']} s, ready {first['ready_s']} s")
     print(f"cold start (store filled):         health {again['health_s']} s, ready {again['ready_s']} s"

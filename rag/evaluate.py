@@ -276,8 +276,9 @@ def evaluate(
     started = time.perf_counter()
     texts = [q.text for q in questions]
     vectors = searcher.embeddings
+    warm = getattr(vectors, "embed_queries", vectors.embed_documents)  # e5 reads questions as `query: `
     for start in range(0, len(texts), _EMBED_BATCH):
-        vectors.embed_documents(texts[start : start + _EMBED_BATCH])  # fills the cache for search()
+        warm(texts[start : start + _EMBED_BATCH])  # fills the cache for search()
         if progress:
             progress(Progress("embedding questions", min(start + _EMBED_BATCH, len(texts)), len(texts)))
     embed_s = time.perf_counter() - started

@@ -199,7 +199,8 @@ def test_debug_panel_shows_tokens_vector_and_a_drawn_projection(app_url: str, br
         page.click(tab)
 
     open_tab("Vector")
-    page.wait_for(lambda: "512" in page.text() and "norm" in page.text().lower(), "the vector view")
+    # the default offline model, e5: 384 dims
+    page.wait_for(lambda: "384" in page.text() and "norm" in page.text().lower(), "the vector view")
     open_tab("Projection")
     page.wait_css(".js-plotly-plot .main-svg", timeout=60)
     page.wait_css(".js-plotly-plot .scatterlayer .trace, .js-plotly-plot .gl-container", timeout=60)

@@ -10,6 +10,7 @@ import pytest
 
 from rag.cli import main
 from rag.config import Settings, get_settings
+from rag.embeddings import fusion_weights, resolve
 from rag.ingest.pipeline import Ingestor
 from rag.lang import is_japanese
 from rag.retrieve.hybrid import fuse
@@ -59,8 +60,10 @@ def test_fused_score_is_the_documented_sum_of_its_parts(ingested: Path) -> None:
         return (x - x.min()) / (x.max() - x.min())
 
     cross = np.array([is_japanese(h.text) != is_japanese(query) for h in everything])
-    lexical = np.where(cross, settings.hybrid_cross_script_weight * minmax(cos), minmax(bm))
-    w = settings.hybrid_vector_weight
+    w, cross_weight = fusion_weights(settings, resolve(settings))  # the model's own (USE here)
+    assert (w, cross_weight) == (0.2, 0.9)
+    lexical = minmax(bm)
+    lexical[cross] = cross_weight * minmax(cos[cross])  # scaled among the other-script candidates
     expected = w * minmax(cos) + (1 - w) * lexical
     assert [h.fused_score for h in everything] == pytest.approx(list(expected), abs=1e-9)
     assert cross.any() and not cross.all()  # both branches of the sum were exercised
@@ -104,6 +107,20 @@ def test_cross_script_candidates_are_judged_by_their_vector() -> None:
     assert plain == pytest.approx([0.8, 0.2])
     aware = fuse(cosine, bm25, *ranks, settings, cross_script=np.array([False, True]))
     assert aware == pytest.approx([0.8, 0.2 + 0.8 * 0.9])
+
+
+def test_cross_script_evidence_is_scaled_among_the_other_script_candidates() -> None:
+    # a model whose cosines across languages sit lower (e5): the best other-script chunk (0.5)
+    # earns the full cross-script credit, the worst (0.4) none, in place of their BM25 zeros
+    cosine = np.array([0.9, 0.5, 0.4, 0.3])
+    bm25 = np.array([6.0, 0.0, 0.0, 2.0])
+    cross = np.array([False, True, True, False])
+    ranks = np.array([1, 2, 3, 4]), np.array([1, 0, 0, 2])
+    settings = Settings(hybrid_vector_weight=0.6, hybrid_cross_script_weight=1.0)
+    vector = (cosine - 0.3) / 0.6
+    assert fuse(cosine, bm25, *ranks, settings, cross_script=cross) == pytest.approx(
+        [0.6 * vector[0] + 0.4 * 1.0, 0.6 * vector[1] + 0.4 * 1.0, 0.6 * vector[2] + 0.0,
+         0.6 * 0.0 + 0.4 * (2.0 / 6.0)])
 
 
 def test_is_japanese() -> None:

@@ -91,7 +91,8 @@ class Searcher:
         if mode == "vector":
             hits = self.vector_hits(query_vector, n, where)
         else:
-            hits = hybrid_hits(self.settings, self.collection, query, query_vector, n, mode, where)
+            hits = hybrid_hits(self.settings, self.collection, query, query_vector, n, mode,
+                               where, self.info)
         if not hits:
             # count() scans the collection (about 5 ms at 100k chunks, as long as the query
             # itself), so it is asked only to explain an empty result.

@@ -139,11 +139,15 @@ def render_tokens(text: str, info: EmbeddingInfo, *, note: bool = True) -> None:
                    "embedding models read. `<e7 8c>` = UTF-8 の断片 / byte fragments of one "
                    "character (boxed in red).")
         st.caption(JA_NOTE)
-    if info.provider == "local":
-        from rag.embeddings import LocalEmbeddings
+    from rag.embeddings import E5_MODEL, model_pieces
 
-        pieces = LocalEmbeddings.pieces(text)
+    pieces = model_pieces(info, text)
+    if pieces is not None:
         st.markdown(f"**{info.model}** のサブワード / its own sentencepiece pieces: {len(pieces)}")
+        if info.model == E5_MODEL:
+            st.caption("e5 は質問を `query: ` を付けて読みます（文書は `passage: `）。XLM-R の "
+                       "sentencepiece 語彙（25 万語）/ e5 reads a question as `query: …` (chunks as "
+                       "`passage: …`), in XLM-R's 250k-piece sentencepiece vocabulary, between <s> and </s>.")
         st.markdown(pieces_html(pieces), unsafe_allow_html=True)
 
 
@@ -382,6 +386,9 @@ def _view_next_token(answer: Answer, key: str) -> None:
                 "no next-token probabilities. Set OPENAI_API_KEY (and OPENAI_BASE_URL for a "
                 "compatible server such as Ollama or llama.cpp) to see them."
             )
+            st.caption("オフラインの言語モデル（Gemma 3 270M）が任意の文章の続きをどう選ぶかは、左の"
+                       "「次トークン」ページで見られます / the Next token page (left) shows how an "
+                       "offline language model (Gemma 3 270M) would continue any text you type.")
         else:
             st.info(
                 f"{answer.llm} は logprobs を返しませんでした / the server returned no logprobs "

@@ -108,7 +108,7 @@ def test_documents_page_upload_list_open_delete(app_url: str, browser, tmp_path:
     page.wait_for(lambda: f"1 / {total + 2} " in page.text(), "the filtered list")
     grid = page.wait_for(lambda: (text := page.all('[data-testid="stDataFrame"]')[0].get_attribute(
         "textContent")) and "猫のメモ.docx" in text and text, "the filtered table")
-    assert "猫のメモ.docxdocx" in grid and "use-multilingual-v3 (512)" in grid
+    assert "猫のメモ.docxdocx" in grid and "multilingual-e5-small (384)" in grid  # the default model
     assert "化け.txt" not in grid
 
     page.wait_for(lambda: not page.all(".rag-doc-text"), "the other document closed by the filter")
@@ -213,6 +213,7 @@ def test_conversation_survives_a_restart_with_feedback_and_export(
         driver.quit()
 
     monkeypatch.setenv("RAG_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("RAG_LOCAL_MODEL")  # the app ran on the defaults: measure its collection
     get_settings.cache_clear()
     assert main(["eval", "--from-feedback", "--json"]) == 0
     qa = [json.loads(line) for line in (data_dir / "feedback-qa.jsonl").read_text(encoding="utf-8").splitlines()]

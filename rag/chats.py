@@ -16,9 +16,9 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from rag.config import Settings
 from rag.errors import RagError
@@ -30,6 +30,7 @@ LOCAL_USER = "local"
 """Who owns chats when the app has no login (Streamlit's `st.user` has no email)."""
 TITLE_CHARS = 40
 Verdict = Literal["right", "wrong"]
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chats (
@@ -239,20 +240,32 @@ def _plain(value: object) -> object:
 
 
 def answer_from_dict(data: dict[str, Any]) -> Answer:
+    """The `Answer` again; fields added to its classes since it was stored take their defaults,
+    fields since removed are dropped, so old chats stay readable."""
     from rag.answer.answerer import Answer, TokenLogprob
     from rag.embeddings import EmbeddingInfo
+    from rag.retrieve.fusion import Fusion
     from rag.retrieve.hits import Hit, SearchResult
 
+    def hit(raw: dict[str, Any]) -> Hit:
+        fusion = raw.get("fusion")
+        return _build(Hit, {**raw, "fusion": _build(Fusion, fusion) if fusion else None})
+
     search = dict(data["search"])
-    search["embedding"] = EmbeddingInfo(**search["embedding"])
-    search["hits"] = [Hit(**hit) for hit in search["hits"]]
+    search["embedding"] = _build(EmbeddingInfo, search["embedding"])
+    search["hits"] = [hit(h) for h in search["hits"]]
     logprobs = data.get("logprobs")
-    return Answer(**{
+    return _build(Answer, {
         **data,
-        "search": SearchResult(**search),
+        "search": _build(SearchResult, search),
         "logprobs": [TokenLogprob(e["token"], e["logprob"], [tuple(p) for p in e["top"]])
                      for e in logprobs] if logprobs else None,
     })
+
+
+def _build(cls: type[T], data: dict[str, Any]) -> T:
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})
 
 
 # --- exports -------------------------------------------------------------------------------------

@@ -244,7 +244,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             sys.stdout.flush()
     assert answer is not None
     if args.json:
-        emit_json(answer.as_dict())
+        from rag.lens.trust_report import trust_fields
+
+        emit_json({**answer.as_dict(), **trust_fields(answer, answerer.searcher)})
         return 0
     sys.stdout.write("\n\n")
     for hit in answer.search.hits:

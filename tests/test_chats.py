@@ -27,6 +27,7 @@ from rag.config import get_settings
 from rag.ingest.pipeline import Ingestor
 from rag.ui.chat import DEBUG_LABEL
 from tests.conftest import REPO
+from tests.test_app import answer_text
 
 TIMEOUT = 120
 
@@ -148,7 +149,7 @@ def test_app_saves_restores_and_takes_feedback_that_eval_measures(
     again = start_app(monkeypatch, corpus, chat=chat.id)  # the same URL after a restart
     assert [m.name for m in again.chat_message] == ["user", "assistant", "user", "assistant"]
     reply = [m for m in again.chat_message if m.name == "assistant"][0]
-    assert "猫" in reply.markdown[0].value and "[1]" in reply.markdown[0].value
+    assert "猫" in answer_text(reply) and "[1]" in answer_text(reply)  # with its clickable citations
     assert any(top.source in m.value and "★" in m.value for m in reply.markdown)  # sources back
     assert reply.get("progress")  # with their score bars
     assert any("512 dims" in c.value and "norm 1.0000" in c.value for c in reply.caption)  # vectors
@@ -207,3 +208,17 @@ def test_llm_answer_keeps_model_logprobs_and_the_rewritten_question(corpus: Path
     (item,) = export_dict(chats, chat.id)["exchanges"]
     assert item["llm"] == "gpt-4o-mini" and item["standalone_question"] == answer.standalone_question
     assert chats.marked_right()[0][0] == "What distance does Chroma return?"  # eval asks it alone
+
+
+def test_a_chat_stored_by_an_older_version_still_opens(answerer: Answerer) -> None:
+    """Fields added to Answer/Hit later take their defaults; fields since removed are dropped."""
+    answer = answerer.answer("猫の名前は何ですか？", mode="hybrid")
+    data = answer_to_dict(answer)
+    assert data["search"]["hits"][0]["fusion"] is not None  # hybrid: the fusion operands are kept
+    for hit in data["search"]["hits"]:
+        del hit["fusion"]  # as stored before fusion operands existed
+        hit["retired_field"] = 1
+    back = answer_from_dict(data)
+    assert back.search.hits[0].fusion is None and back.search.hits[0].score == answer.search.hits[0].score
+    full = answer_from_dict(answer_to_dict(answer))
+    assert full.search.hits[0].fusion == answer.search.hits[0].fusion

@@ -19,10 +19,12 @@ from rag.config import Settings
 from rag.errors import RagError
 from rag.retrieve.options import SearchOptions
 from rag.ui import state
+from rag.ui.citations import render_answer_text
 from rag.ui.conversations import render_feedback, save_exchange
 from rag.ui.debug_panel import render_debug_panel
 from rag.ui.i18n import both, lang_of, t
 from rag.ui.sources import render_sources
+from rag.ui.trust_panel import render_trust_panel
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +91,7 @@ def _render_assistant(msg: dict[str, Any], index: int, *, latest: bool) -> None:
         st.markdown(msg["content"])
         return
     _render_caption(answer)
-    st.markdown(answer.text)
+    render_answer_text(answer, key=f"answer_{index}")
     _render_extras(answer, index, latest=latest)
 
 
@@ -104,7 +106,8 @@ def _render_caption(answer: Answer) -> None:
 
 
 def _render_extras(answer: Answer, index: int, *, latest: bool) -> None:
-    render_sources(answer, expanded=latest)
+    render_sources(answer, expanded=latest, key=f"sources_{index}")
+    render_trust_panel(answer, key=f"trust_{index}")
     with st.expander(DEBUG_LABEL, expanded=False):
         with user_errors(answer.lang):
             render_debug_panel(answer, key=f"debug_{index}")
@@ -140,7 +143,8 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
                         else:
                             yield item
 
-                with st.spinner(t("thinking", lang)):
+                slot = st.empty()
+                with slot.container(), st.spinner(t("thinking", lang)):
                     st.write_stream(pieces())
             except Exception as exc:
                 failed.append(str(exc) if isinstance(exc, RagError) else t("unexpected", lang, kind=type(exc).__name__))
@@ -152,6 +156,8 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
         answer = final[0]
         history.append({"role": "assistant", "content": answer.text, "answer": answer})
         save_exchange(settings, question, history[-1])
+        with slot.container():  # the streamed text again, now with clickable citations
+            render_answer_text(answer, key=f"answer_{len(history) - 1}")
         if answer.standalone_question != answer.question:
             st.caption(f"{t('rewritten', lang)}: {answer.standalone_question}")
         _render_extras(answer, len(history) - 1, latest=True)

@@ -20,10 +20,11 @@ import numpy as np
 import streamlit as st
 
 from rag.errors import RagError
-from rag.lens import collection, logprobs, plots, projection, why
+from rag.lens import collection, logprobs, plots, projection, score_meaning, why
 from rag.lens import tokens as token_view
 from rag.lens import vectors as vector_view
-from rag.ui import state
+from rag.ui import map_truth, state
+from rag.ui.keyword_why import render_keyword_why
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -220,8 +221,12 @@ def _view_similarity(answer: Answer, key: str) -> None:
         return
     ctx = context_for(answer.search.embedding)
     st.plotly_chart(plots.score_bars(hits), key=f"{key}_bars")
-    st.dataframe(_score_table(hits), hide_index=True)
     sims = ctx.vectors.similarities(answer.search.query_vector)
+    table = _score_table(hits)
+    pct = score_meaning.hit_percentiles(sims, hits)
+    table["percentile"] = [round(pct[h.rank], 1) for h in hits]  # beside the cosine: same for any model
+    st.dataframe(table, hide_index=True)
+    st.caption(score_meaning.model_line(answer.search.embedding.model))
     st.plotly_chart(plots.similarity_histogram(sims, hits), key=f"{key}_hist")
     best = hits[0].score
     beaten = float((sims < best - 1e-6).mean()) if sims.size else 0.0
@@ -259,7 +264,10 @@ def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, 
     with st.spinner(f"{method} を計算中… / fitting {method}…{wait}") if slow else nullcontext():
         data = projection.build_map(ctx.vectors, method=method, dims=dims, query=query,
                                  query_text=query_text, hits=hits)
-    st.plotly_chart(plots.projection(data, title=title, colour_by_source=colour), key=f"{key}_map")
+    found = map_truth.find_box(data, key)
+    fig = plots.projection(data, title=title, colour_by_source=colour)
+    map_truth.mark_found(fig, data, found)
+    event = st.plotly_chart(fig, key=f"{key}_map", on_select="rerun", selection_mode="points")
     sampled = f", {len(data.points)} of {data.total} drawn" if len(data.points) < data.total else ""
     st.caption(
         f"{data.method.upper()} {data.dims}-D{sampled} · {data.seconds * 1000:.0f} ms"
@@ -268,6 +276,9 @@ def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, 
            "'who sits together' is meaningful" if data.method != "pca" else
            " · PCA: 分散の大きい 2〜3 軸への射影 / the directions of largest variance")
     )
+    map_truth.render_variance(ctx.vectors, data)
+    chosen = map_truth.selected_id(event) or (found[0].id if len(found) == 1 else None)
+    map_truth.render_neighbours(ctx.vectors, data, chosen, key)
 
 
 def _view_projection(answer: Answer, key: str) -> None:
@@ -345,6 +356,8 @@ def _view_why(answer: Answer, key: str) -> None:
     ctx = context_for(answer.search.embedding)
     hit = st.selectbox("チャンク / hit", hits, key=f"{key}_why_hit",
                        format_func=lambda h: f"[{h.rank}] {h.score:.3f} {h.source}")
+    render_keyword_why(answer, hit, key)
+    st.markdown("**ベクトル側 / The vector side (cosine)**")
     vec = collection.hit_vector(hit, ctx.vectors)
     if vec is None:
         st.warning("このチャンクのベクトルが見つかりません / no stored vector for this chunk")

@@ -1,6 +1,7 @@
 """The Sources section under an answer: file, page, similarity (number and bar), text, vector.
 
-Shows what retrieval returned, cited hits first marked ★. Token-level and projection views are
+Shows what retrieval returned, cited hits first marked ★. Chunk text is shown with `st.text` and
+names as code spans (`rag.ui.safe_text`): a document's links and images never go live. Token-level and projection views are
 the debug panel's job (`rag.ui.debug_panel`).
 """
 
@@ -14,6 +15,7 @@ from rag.lens import score_meaning
 from rag.retrieve.hits import Hit
 from rag.ui.citations import open_button
 from rag.ui.i18n import t
+from rag.ui.safe_text import code_span
 from rag.ui.trust_panel import percentiles
 
 PREVIEW_DIMS = 8
@@ -49,7 +51,7 @@ def _render_hit(hit: Hit, cited: bool, lang: str, percentile: float | None = Non
     mark = "★ " if cited else ""
     page = f" · {t('page', lang)} {hit.page}" if hit.page is not None else ""
     left, right = st.columns([3, 2])
-    left.markdown(f"**{mark}[{hit.rank}] `{hit.source}`**{page}")
+    left.markdown(f"**{mark}[{hit.rank}] {code_span(hit.source)}**{page}")
     right.progress(
         max(0.0, min(1.0, hit.score)), text=f"{t('score', lang)} {hit.score:.3f}"
         + (f" · {t('percentile', lang, p=percentile)}" if percentile is not None else ""),

@@ -1,8 +1,9 @@
 """RAG Lens, the Streamlit app: wiring only. Run with `make run` (or `streamlit run app.py`).
 
-Pages: the chat (sidebar controls, streamed answers, sources with scores, the embedding debug panel),
-the Explorer (the corpus map) and Next token (a local language model's odds and word vectors).
-Everything else lives in `rag/` and `rag/ui/`.
+Pages: the chat (sidebar controls and saved conversations, streamed answers, sources with scores,
+the embedding debug panel), the Explorer (the corpus map), Next token (a local language model's
+odds and word vectors) and Documents (what is ingested). Everything else lives in `rag/` and
+`rag/ui/`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import streamlit as st
 
 from rag.ui import state
 from rag.ui.chat import render_chat, user_errors
+from rag.ui.conversations import render_conversations
+from rag.ui.documents import render_documents
 from rag.ui.explorer import render_explorer
 from rag.ui.nexttoken import render_next_token_page
 from rag.ui.sidebar import ensure_corpus, render_sidebar
@@ -32,6 +35,7 @@ def chat_page() -> None:
     with user_errors():
         _prepare()
         settings = state.settings()
+        render_conversations(settings)
         render_chat(settings, render_sidebar(settings))
 
 
@@ -46,9 +50,16 @@ def next_token_page() -> None:
         render_next_token_page()
 
 
+def documents_page() -> None:
+    with user_errors():
+        _prepare()
+        render_documents(state.settings())
+
+
 st.set_page_config(page_title="RAG Lens", page_icon="🔎", layout="wide")
 st.navigation([
     st.Page(chat_page, title="チャット / Chat", icon="💬", url_path="chat", default=True),
     st.Page(explorer_page, title="エクスプローラー / Explorer", icon="🗺️", url_path="explorer"),
     st.Page(next_token_page, title="次トークン / Next token", icon="🔮", url_path="next-token"),
+    st.Page(documents_page, title="文書 / Documents", icon="📄", url_path="documents"),
 ]).run()

@@ -60,6 +60,7 @@ def diagnose(settings: Settings) -> Diagnosis:
     _guarded("store", settings, report, lambda: _store(settings, report, info))
     _guarded("ingest lock", settings, report, lambda: _ingest_lock(settings, report))
     _guarded("embedding cache", settings, report, lambda: _cache(settings, report))
+    _guarded("ocr", settings, report, lambda: report.checks.append(_ocr()))
     if info is not None:
         _guarded("provider", settings, report, lambda: _provider(settings, report, info))
     return report
@@ -238,6 +239,14 @@ def _records_match(settings: Settings, info: Any, count: int) -> Check:
             "Run `rag ingest PATH --prune` for the same folders (it sweeps chunks by file); if the "
             "numbers still differ, `rag reset --yes` and ingest again.")
     return Check("records", True, f"manifest and collection agree ({len(records)} files, {count} chunks)")
+
+
+def _ocr() -> Check:
+    """Scanned PDFs: OCRed or skipped? Optional, so a missing Tesseract is said, not a problem."""
+    from rag.ingest.formats import ocr
+
+    found = ocr.status()
+    return Check("ocr", True, found.detail, "" if found.available else ocr.INSTALL_FIX)
 
 
 def _ingest_lock(settings: Settings, report: Diagnosis) -> None:

@@ -30,7 +30,7 @@ def test_encodings_are_detected_and_searchable(corpus: Path, local_model, store_
     report = ingest([corpus])
     assert report.failed == []
     assert report.files_read == 5
-    assert report.files_unsupported == 1  # notes.csv; .hidden.txt is not even considered
+    assert report.files_unsupported == 1  # notes.rtf; .hidden.txt is not even considered
     hits = Searcher(get_settings()).search("猫の名前", k=3, mode="vector").hits
     assert hits[0].source == "ja/neko_sjis.txt"
     assert hits[0].text.startswith("吾輩は猫である")

@@ -19,6 +19,7 @@ from rag.config import Settings
 from rag.retrieve.options import SearchOptions
 from rag.ui import state
 from rag.ui.citations import render_answer_text
+from rag.ui.conversations import render_feedback, save_exchange
 from rag.ui.debug_panel import render_debug_panel
 from rag.ui.i18n import both, lang_of, t
 from rag.ui.safe_text import literal_markdown
@@ -97,6 +98,7 @@ def render_chat(settings: Settings, controls: SearchOptions) -> None:
                 st.markdown(literal_markdown(msg["content"]))
             else:
                 _render_assistant(msg, i, latest=i == len(history) - 1)
+                render_feedback(settings, msg)
     question = st.chat_input("質問をどうぞ（日本語 / English）", key="question")
     if question and has_visible_text(question):
         _ask(settings, controls, question.strip())
@@ -190,11 +192,14 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
                 raise
         if failed or not final:
             history.append({"role": "assistant", "content": "", "error": failed[0] if failed else "?"})
+            save_exchange(settings, question, history[-1])
             return
         answer = final[0]
         history.append({"role": "assistant", "content": answer.text, "answer": answer})
+        save_exchange(settings, question, history[-1])
         with slot.container():  # the streamed text again, now with clickable citations
             _render_text(answer, key=f"answer_{len(history) - 1}")
         if answer.standalone_question != answer.question:
             st.caption(f"{t('rewritten', lang)}: {literal_markdown(answer.standalone_question)}")
         _render_extras(answer, len(history) - 1, latest=True)
+        render_feedback(settings, history[-1])

@@ -29,6 +29,9 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "llm_answer": {"ja": "LLM の回答", "en": "LLM answer"},
     "rewritten": {"ja": "検索に使った質問", "en": "Question used for retrieval"},
+    "rate_sources": {"ja": "✓✗ 出典は正しかった？", "en": "✓✗ Were the sources right?"},
+    "source_right": {"ja": "正しい", "en": "right"},
+    "source_wrong": {"ja": "違う", "en": "wrong"},
 }
 
 

@@ -39,9 +39,6 @@ def render_sidebar(settings: Settings) -> SearchOptions:
         controls = _render_controls(settings)
         st.divider()
         _render_upload(settings)
-        if st.button(both("会話を消去", "Clear chat"), width="stretch", key="clear_chat"):
-            st.session_state["messages"] = []
-            st.rerun()
     return controls
 
 
@@ -139,6 +136,8 @@ def _show_report(report: IngestReport) -> None:
     )
     for path, reason in report.failed:
         st.warning(f"{Path(path).name}: {reason}")
+    for path, flag in report.flagged:
+        st.warning(f"{both('文字化けの疑い', 'Garbled text?')} {Path(path).name}: {flag}", icon="⚠️")
 
 
 def ensure_corpus(settings: Settings, corpus_dir: Path) -> None:

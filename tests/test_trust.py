@@ -116,7 +116,7 @@ def test_percentiles_and_the_weak_retrieval_note(corpus: Path, local_model) -> N
     assert "percentile" in score_meaning.model_line("some-unknown-model")
     assert "0.86–0.92" in score_meaning.model_line("multilingual-e5-small")
     e5 = score_meaning.BANDS["multilingual-e5-small"]
-    assert e5.unrelated_best < e5.weak_below < e5.answer_low  # measured: 0.834 < 0.835 < 0.861
+    assert e5.unrelated_best < e5.weak_below < e5.answer_low  # measured: 0.834 < 0.85 < 0.861
 
 
 def test_a_markdown_chunk_is_found_in_its_file_and_a_changed_file_says_so(

@@ -32,23 +32,30 @@ class Band:
     """Off-topic questions' best hits score about this or less."""
     typical_chunk: float
     """The median similarity of a question to an ordinary, unrelated chunk."""
-    weak_below: float
-    """A best hit below this is called weak: between the off-topic questions' highest best hit and
-    the answerable questions' lowest, where they were measured."""
+    model: str
     measured: str
     remark: str = ""
     """How this model's scale misleads, in one clause."""
 
+    @property
+    def weak_below(self) -> float:
+        """A best hit below this is called weak: the same bar the answerer abstains under
+        (`rag.answer.evidence`, calibrated on 600 dev-set questions the corpus cannot answer),
+        so the note and the answer never disagree about what weak means."""
+        from rag.answer.evidence import CALIBRATIONS
+
+        return CALIBRATIONS[self.model].cosine
+
 
 BANDS: dict[str, Band] = {
     "use-multilingual-v3": Band(
-        0.345, 0.584, 0.155, 0.127, 0.22,
+        0.345, 0.584, 0.155, 0.127, "use-multilingual-v3",
         "docs_corpus (156 chunks): 70 qa.jsonl questions' best hits p10–p90 0.345–0.584 (lowest "
         "0.273), median over all chunks 0.127; 8 off-topic questions' best hits 0.079–0.155",
         "the USE model spreads its scores wide, so 0.5 is strong here, not \"50 %\"",
     ),
     "multilingual-e5-small": Band(
-        0.861, 0.924, 0.834, 0.80, 0.835,
+        0.861, 0.924, 0.834, 0.80, "multilingual-e5-small",
         "docs_corpus (156 chunks): 70 qa.jsonl questions' best hits p10–p90 0.861–0.924 (lowest "
         "0.836), median over all chunks 0.80; 8 off-topic questions' best hits 0.749–0.834",
         "e5's cosines sit in a narrow high band, so 0.82 is weak here, not \"82 %\"",

@@ -14,7 +14,8 @@ import streamlit as st
 from rag.ui import state
 from rag.ui.chat import render_chat, user_errors
 from rag.ui.explorer import render_explorer
-from rag.ui.sidebar import ensure_corpus, render_sidebar
+from rag.ui.first_start import ensure_corpus
+from rag.ui.sidebar import render_sidebar
 
 BUNDLED_CORPUS = Path(__file__).resolve().parent / "docs_corpus"
 

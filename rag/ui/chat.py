@@ -16,9 +16,10 @@ import streamlit as st
 
 from rag.answer.answerer import EXTRACTIVE_LABEL, Answer
 from rag.config import Settings
-from rag.errors import RagError
+from rag.errors import EmptyStoreError, RagError
 from rag.ui import state
 from rag.ui.debug_panel import render_debug_panel
+from rag.ui.first_start import indexing_note
 from rag.ui.i18n import both, lang_of, t
 from rag.ui.sidebar import Controls
 from rag.ui.sources import render_sources
@@ -37,7 +38,7 @@ def user_errors(lang: str = "en") -> Iterator[None]:
     try:
         yield
     except RagError as exc:
-        st.error(str(exc))
+        st.error(error_text(exc, lang))
     except Exception as exc:
         from pydantic import ValidationError
 
@@ -47,6 +48,15 @@ def user_errors(lang: str = "en") -> Iterator[None]:
             return
         log.exception("unexpected error in the app")
         st.error(t("unexpected", lang, kind=type(exc).__name__))
+
+
+def error_text(exc: BaseException, lang: str) -> str:
+    """What the user reads for a failure, in the question's language where we wrote the text."""
+    if isinstance(exc, EmptyStoreError):
+        return t("empty_store", lang)
+    if isinstance(exc, RagError):
+        return str(exc)
+    return t("unexpected", lang, kind=type(exc).__name__)
 
 
 def messages() -> list[dict[str, Any]]:
@@ -69,7 +79,7 @@ def render_chat(settings: Settings, controls: Controls) -> None:
 
 
 def _render_welcome(settings: Settings) -> None:
-    if state.get_searcher(settings).count() == 0:
+    if state.get_searcher(settings).count() == 0 and indexing_note(settings, "en") is None:
         st.info(
             "まだ文書がありません。サイドバーからファイルを追加するか、`rag ingest PATH` を実行してください。\n\n"
             "No documents yet: add files in the sidebar, or run `rag ingest PATH`, then ask here."
@@ -88,6 +98,8 @@ def _render_assistant(msg: dict[str, Any], index: int, *, latest: bool) -> None:
         return
     _render_caption(answer)
     st.markdown(answer.text)
+    if msg.get("note"):
+        st.caption(msg["note"])
     _render_extras(answer, index, latest=latest)
 
 
@@ -102,10 +114,19 @@ def _render_caption(answer: Answer) -> None:
 
 
 def _render_extras(answer: Answer, index: int, *, latest: bool) -> None:
-    render_sources(answer, expanded=latest)
+    """Sources and the debug panel, both collapsed, so the answer above stays in view."""
+    render_sources(answer, expanded=False)
     with st.expander(DEBUG_LABEL, expanded=False):
         with user_errors(answer.lang):
             render_debug_panel(answer, key=f"debug_{index}")
+
+
+def _job_counts(settings: Settings) -> dict[str, object]:
+    from rag.ingest.background import current_job
+
+    job = current_job(settings, state.get_searcher(settings).info.collection_name)
+    status = job.status() if job is not None else None
+    return {"done": status.files_done if status else 0, "total": status.files_total if status else "?"}
 
 
 def _ask(settings: Settings, controls: Controls, question: str) -> None:
@@ -118,6 +139,13 @@ def _ask(settings: Settings, controls: Controls, question: str) -> None:
     history.append({"role": "user", "content": question})
     with st.chat_message("user"):
         st.markdown(question)
+    note = indexing_note(settings, lang)
+    if note is not None and state.get_searcher(settings).count() == 0:
+        waiting = t("indexing_empty", lang, **_job_counts(settings))
+        history.append({"role": "assistant", "content": waiting})
+        with st.chat_message("assistant"):
+            st.info(waiting)
+        return
     with st.chat_message("assistant"):
         final: list[Answer] = []
         failed: list[str] = []
@@ -142,13 +170,15 @@ def _ask(settings: Settings, controls: Controls, question: str) -> None:
                 with st.spinner(t("thinking", lang)):
                     st.write_stream(pieces())
             except Exception as exc:
-                failed.append(str(exc) if isinstance(exc, RagError) else t("unexpected", lang, kind=type(exc).__name__))
+                failed.append(error_text(exc, lang))
                 raise
         if failed or not final:
             history.append({"role": "assistant", "content": "", "error": failed[0] if failed else "?"})
             return
         answer = final[0]
-        history.append({"role": "assistant", "content": answer.text, "answer": answer})
+        history.append({"role": "assistant", "content": answer.text, "answer": answer, "note": note})
         if answer.standalone_question != answer.question:
             st.caption(f"{t('rewritten', lang)}: {answer.standalone_question}")
+        if note:
+            st.caption(note)
         _render_extras(answer, len(history) - 1, latest=True)

@@ -1,7 +1,9 @@
 """RAG Lens, the Streamlit app: wiring only. Run with `make run` (or `streamlit run app.py`).
 
 Pages: the chat (sidebar controls, streamed answers, sources with scores, the embedding debug panel)
-and the Explorer (the corpus map). Everything else lives in `rag/` and `rag/ui/`.
+and the Explorer (the corpus map). Everything else lives in `rag/` and `rag/ui/`. The `rag` modules
+are imported inside the pages, behind a labelled spinner: importing them takes a few seconds the
+first time in a process, and the page should say what it is doing rather than stay blank.
 """
 
 from __future__ import annotations
@@ -11,23 +13,25 @@ from pathlib import Path
 
 import streamlit as st
 
-from rag.ui import state
-from rag.ui.chat import render_chat, user_errors
-from rag.ui.explorer import render_explorer
-from rag.ui.first_start import ensure_corpus
-from rag.ui.sidebar import render_sidebar
-
 BUNDLED_CORPUS = Path(__file__).resolve().parent / "docs_corpus"
+STARTING = "起動中（ライブラリを読み込んでいます）… / Starting: loading libraries…"
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _prepare() -> None:
+    from rag.ui import state
+    from rag.ui.first_start import ensure_corpus
+
     settings = state.settings()
     ensure_corpus(settings, settings.corpus_dir or BUNDLED_CORPUS)
 
 
 def chat_page() -> None:
+    with st.spinner(STARTING):
+        from rag.ui import state
+        from rag.ui.chat import render_chat, user_errors
+        from rag.ui.sidebar import render_sidebar
     with user_errors():
         _prepare()
         settings = state.settings()
@@ -35,6 +39,9 @@ def chat_page() -> None:
 
 
 def explorer_page() -> None:
+    with st.spinner(STARTING):
+        from rag.ui.chat import user_errors
+        from rag.ui.explorer import render_explorer
     with user_errors():
         _prepare()
         render_explorer()

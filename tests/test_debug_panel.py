@@ -139,6 +139,11 @@ def test_all_seven_views_render_for_an_extractive_answer(corpus: Path, local_mod
     assert metrics["コサイン類似度 / cosine similarity"] == f"{expected:.4f}"
     nearest = at.dataframe[0].value
     assert list(nearest.columns) == ["cosine", "source", "text"] and len(nearest) == 5
+    # "nearest chunks" follows text A when it changes (it kept the old text before)
+    at.text_input(key="dbg_cmp_a").input("寿司の歴史").run()
+    (probe,) = [w for w in at.text_input if str(w.key).startswith("dbg_cmp_probe")]
+    assert probe.value == "寿司の歴史"
+    assert at.dataframe[0].value["source"].iloc[0] == "ja/sushi_eucjp.txt"
 
     # 6. why this hit: Chroma's distance, the metric, 1 - distance and the dot product together
     open_tab(at, labels[5])
@@ -153,10 +158,30 @@ def test_all_seven_views_render_for_an_extractive_answer(corpus: Path, local_mod
     assert abs(float(shown["cosine"]) - float(shown["1 − distance"])) < 1e-5
     (contrib,) = figures(at)
     assert len(array(contrib["data"][0]["x"])) == 40
+    assert contrib["data"][0]["y"][0].startswith("#")
+    assert any("A dimension is one position among the 512 numbers" in c.value for c in at.caption)
 
     # 7. next token: extractive mode says why there is nothing to show
     open_tab(at, labels[6])
     assert "OPENAI_API_KEY" in at.info[0].value and "Extractive" in at.info[0].value
+
+
+def test_a_long_question_draws_a_capped_number_of_token_chips(corpus: Path, local_model) -> None:
+    from rag.tokens import tokenize
+    from rag.ui.debug_panel import MAX_CHIPS
+
+    question = "コサイン類似度とは何ですか？ What is cosine similarity? " * 80  # ~3,000 characters
+    answer = answer_for(corpus, question)
+    total = len(tokenize(question))
+    assert total > 3 * MAX_CHIPS
+    at = panel(answer)
+    chips = markdown(at).count("font-size:0.7em")  # one token-ID label per chip drawn
+    assert MAX_CHIPS <= chips <= MAX_CHIPS + 4, chips  # a split character's fragments stay together
+    assert any(f"{total:,} tokens" in c.value for c in at.caption)
+    (download,) = [b for b in at.get("download_button") if "tokens.csv" in b.proto.label]
+    assert {m.label: m.value for m in at.metric}["トークン数 / tokens"] == str(total)
+    # byte fragments keep their own spaces: `<e3 82>`, never `<e3␣82>`
+    assert "&lt;e" in markdown(at) and "␣8" not in markdown(at)
 
 
 def test_next_token_view_shows_the_llms_logprobs(corpus: Path, openai_env: FakeOpenAI) -> None:

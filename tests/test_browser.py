@@ -220,8 +220,8 @@ def test_japanese_and_english_questions_answer_with_citations_and_scores(app_url
     ja = page.ask("コサイン類似度とは何ですか？")
     assert re.search(r"\[\d\]", ja.text), ja.text
     assert "抽出モード" in ja.text
-    open_sources(page, ja)
     page.shot("chat.png", top=page.all('[data-testid="stChatMessage"]')[-2])
+    open_sources(page, ja)
     scores = sources_of(ja)
     assert len(scores) == 5 and all(-1 <= s <= 1 for s in scores), ja.text
     assert [f"[{n}]" for n in range(1, 6)] == re.findall(r"\[\d\](?= ja/| en/)", ja.text), ja.text

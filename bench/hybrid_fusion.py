@@ -71,7 +71,8 @@ def pools(path: Path, data_dir: Path, max_questions: int | None, seed: int, cand
     ensure_collection(settings, info, dataset)
     searcher = Searcher(settings, info)
     questions = sample(dataset.questions, max_questions, seed)
-    searcher.embeddings.embed_documents([q.text for q in questions])
+    warm = getattr(searcher.embeddings, "embed_queries", searcher.embeddings.embed_documents)
+    warm([q.text for q in questions])  # e5 reads questions as `query: `
     index = bm25.index_for(settings, searcher.collection)
     out = []
     for q in questions:

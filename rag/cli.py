@@ -17,6 +17,7 @@ from typing import Any
 
 from rag.config import Settings, get_settings
 from rag.errors import RagError
+from rag.retrieve.options import SearchOptions
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 _COMMANDS: dict[str, Handler] = {}
@@ -47,6 +48,12 @@ def add_retrieval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None, help="minimum cosine similarity")
     p.add_argument("--source", action="append", default=None, help="only this source (repeatable)")
     p.add_argument("--json", action="store_true")
+
+
+def options_from(args: argparse.Namespace) -> SearchOptions:
+    """The `SearchOptions` that `add_retrieval_options` flags spell."""
+    return SearchOptions().with_(k=args.k, mode=args.mode, mmr=args.mmr,
+                                 threshold=args.threshold, sources=args.source)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,8 +178,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from rag.retrieve.searcher import Searcher
 
     result = Searcher(settings).search(
-        args.query, k=args.k, mode=args.mode, mmr=args.mmr, threshold=args.threshold,
-        sources=args.source,
+        args.query, options_from(args),
     )
     if args.json:
         emit_json({"query": result.query, "mode": result.mode,
@@ -200,8 +206,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     else:
         say(f"llm: {info.model} — {info.reason}")
     answer: Answer | None = None
-    for item in answerer.stream(args.question, k=args.k, mode=args.mode, mmr=args.mmr,
-                                threshold=args.threshold, sources=args.source):
+    for item in answerer.stream(args.question, options=options_from(args)):
         if isinstance(item, Answer):
             answer = item
         elif not args.json:
@@ -283,7 +288,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     with terminal_progress("eval", enabled=sys.stderr.isatty() or not args.json) as progress:
         report = evaluate(args.file, settings, mode=args.mode, k=args.k,
                           max_questions=args.max_questions, seed=args.seed,
-                          progress=_staged(progress))
+                          progress=progress)
     data = report.as_dict()
     if args.json:
         emit_json(data)
@@ -304,20 +309,6 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         say(f"warning: {source} is not in the collection; its questions count as misses")
     return 0
 
-
-def _staged(update: Callable[[Any], None]) -> Callable[[Any], None]:
-    """Progress events of several stages on one bar; a line names each stage as it starts."""
-    from types import SimpleNamespace
-
-    stage = [""]
-
-    def on_event(event: Any) -> None:
-        if event.stage != stage[0]:
-            stage[0] = event.stage
-            say(f"{event.stage} ({event.total})")
-        update(SimpleNamespace(done=event.done, total=event.total, chunks=None))
-
-    return on_event
 
 
 @command("stats")

@@ -14,7 +14,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-EmbeddingProviderName = Literal["auto", "openai", "local"]
+EmbeddingProviderName = Literal["auto", "openai", "local", "use", "e5"]
+LocalModelName = Literal["use", "e5"]
 AnswerModeName = Literal["auto", "llm", "extractive"]
 RetrievalModeName = Literal["vector", "bm25", "hybrid"]
 HybridFusionName = Literal["score", "rrf"]
@@ -34,6 +35,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".rag"), description="Where Chroma, the record manager and caches live.")
 
     embedding_provider: EmbeddingProviderName = "auto"
+    local_model: LocalModelName = Field(
+        "e5", description="The bundled model `local` (and `auto` without a key) means; the default "
+        "was chosen by measurement (README, Retrieval quality).",
+    )
+    e5_bundled_vectors: bool = Field(
+        True, description="Prefill e5's embedding cache with the shipped vectors of docs_corpus/ "
+        "(exact chunk texts only; rag/bundled_vectors.py); false embeds everything, as benchmarks need.",
+    )
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
     openai_embedding_model: str = "text-embedding-3-small"
@@ -67,17 +76,19 @@ class Settings(BaseSettings):
     )
     top_k: int = Field(5, ge=1, le=100)
     score_threshold: float = Field(0.0, ge=-1, le=1)
-    hybrid_vector_weight: float = Field(
-        0.2, ge=0, le=1, description="Share of the vector score in hybrid fusion (tuned for the local model)."
+    hybrid_vector_weight: float | None = Field(
+        None, ge=0, le=1,
+        description="Share of the vector score in hybrid fusion; unset: the embedding model's own "
+        "(rag.embeddings.OFFLINE_MODELS, tuned on the dev sets).",
     )
     hybrid_candidates: int = Field(50, ge=1, description="Candidates taken from each index before fusion.")
     hybrid_fusion: HybridFusionName = Field(
         "score", description="score: weighted sum of normalised scores; rrf: weighted reciprocal rank fusion."
     )
-    hybrid_cross_script_weight: float = Field(
-        0.9, ge=0, le=1,
+    hybrid_cross_script_weight: float | None = Field(
+        None, ge=0, le=1,
         description="A chunk in the other script than the question (BM25 cannot match it) is credited "
-        "this share of its vector evidence in place of BM25 (tuned on docs_corpus/qa.jsonl).",
+        "this share of its vector evidence in place of BM25; unset: the embedding model's own.",
     )
     hybrid_rrf_k: int = Field(60, ge=1, description="The k of reciprocal rank fusion (hybrid_fusion=rrf).")
 

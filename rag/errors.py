@@ -1,16 +1,26 @@
 """Domain errors with messages a person can act on.
 
-Library code raises these; the CLI maps them to exit codes and the app to `st.error`. Each message
-says what went wrong and which setting or command fixes it, and never contains a secret.
+Library code raises these; the CLI maps them to exit codes and the app to `st.error`. Each error
+carries what went wrong (`problem`) and what to do about it (`fix`), so `rag doctor` and the app can
+show the fix on its own line instead of guessing it from the text. `str(error)` reads as one
+sentence pair, problem then fix, and never contains a secret.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class RagError(Exception):
     """Base class: something the user can fix, explained in `str(self)`."""
 
-    exit_code = 1
+    exit_code: ClassVar[int] = 1
+    default_fix: ClassVar[str] = "See the message above."
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        self.problem = problem
+        self.fix = fix or self.default_fix
+        super().__init__(f"{problem} {fix}" if fix else problem)
 
 
 class ConfigError(RagError):
@@ -32,6 +42,8 @@ class DimensionMismatchError(StoreError):
 class BusyError(RagError):
     """Another process holds the ingest lock on this data directory."""
 
+    default_fix = "Wait for it to finish and run this again."
+
 
 class LoadError(RagError):
     """One file could not be read; the reason is shown next to its path."""
@@ -39,3 +51,5 @@ class LoadError(RagError):
 
 class EmptyStoreError(RagError):
     """Nothing has been ingested yet into the collection being searched."""
+
+    default_fix = "Run `rag ingest PATH` (or upload files in the app) first."

@@ -16,10 +16,8 @@ import hashlib
 import json
 import logging
 import random
-import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from rag import store
 from rag.config import RetrievalModeName, Settings
 from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import EmptyStoreError, LoadError
+from rag.progress import Progress, ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +35,6 @@ DOC_FORMAT = 2
 """Bumped when the paragraph-to-document rule changes, so eval collections are rebuilt."""
 _CORPUS_PREFIXES = ("./", "docs_corpus/")
 _EMBED_BATCH = 64
-
-
-@dataclass
-class EvalProgress:
-    """A progress event: `stage` is "embedding documents", "embedding questions" or "searching"."""
-
-    stage: str
-    done: int
-    total: int
-
-
-ProgressFn = Callable[[EvalProgress], None]
 
 
 @dataclass(frozen=True)
@@ -196,23 +183,12 @@ def sample(questions: list[Question], n: int | None, seed: int) -> list[Question
 
 # --- the eval collection --------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class EvalInfo(EmbeddingInfo):
-    """The main model's info, naming a separate collection, so `Searcher` and `store` work as-is."""
-
-    eval_collection: str = ""
-
-    @property
-    def collection_name(self) -> str:
-        return self.eval_collection
+def eval_info(info: EmbeddingInfo, digest: str) -> EmbeddingInfo:
+    """The model's info naming the eval collection of one dataset, so `Searcher` and `store` work as-is."""
+    return replace(info, collection=f"{store.EVAL_PREFIX}{digest}_{info.model}_{info.dims}")
 
 
-def eval_info(info: EmbeddingInfo, digest: str) -> EvalInfo:
-    name = re.sub(r"[^a-zA-Z0-9._-]", "-", f"{store.EVAL_PREFIX}{digest}_{info.model}_{info.dims}")[:200]
-    return EvalInfo(info.provider, info.model, info.dims, info.reason, name)
-
-
-def ensure_collection(settings: Settings, info: EvalInfo, dataset: Dataset,
+def ensure_collection(settings: Settings, info: EmbeddingInfo, dataset: Dataset,
                       progress: ProgressFn | None = None) -> int:
     """Write the paragraphs not yet in the eval collection (all of them the first time)."""
     from rag.retrieve import bm25
@@ -234,7 +210,7 @@ def ensure_collection(settings: Settings, info: EvalInfo, dataset: Dataset,
             metadatas=[{"source": dataset.documents[i][0], "paragraph": i} for i in part],
         )
         if progress:
-            progress(EvalProgress("embedding documents", len(present) + start + len(part), len(ids)))
+            progress(Progress("embedding documents", len(present) + start + len(part), len(ids)))
     bm25.bump_version(settings, info.collection_name)
     return len(todo)
 
@@ -300,10 +276,11 @@ def evaluate(
     started = time.perf_counter()
     texts = [q.text for q in questions]
     vectors = searcher.embeddings
+    warm = getattr(vectors, "embed_queries", vectors.embed_documents)  # e5 reads questions as `query: `
     for start in range(0, len(texts), _EMBED_BATCH):
-        vectors.embed_documents(texts[start : start + _EMBED_BATCH])  # fills the cache for search()
+        warm(texts[start : start + _EMBED_BATCH])  # fills the cache for search()
         if progress:
-            progress(EvalProgress("embedding questions", min(start + _EMBED_BATCH, len(texts)), len(texts)))
+            progress(Progress("embedding questions", min(start + _EMBED_BATCH, len(texts)), len(texts)))
     embed_s = time.perf_counter() - started
 
     ranks: list[int | None] = []
@@ -315,7 +292,7 @@ def evaluate(
         ranks.append(first_gold_rank([h.source for h in result.hits], question.gold,
                                      exact=dataset.kind == "squad"))
         if progress and (done % 25 == 0 or done == len(questions)):
-            progress(EvalProgress("searching", done, len(questions)))
+            progress(Progress("searching", done, len(questions)))
     ranks = [r if r is not None and r <= k else None for r in ranks]
     return EvalReport(mode, len(questions), documents, k, ranks, latencies, base,
                       info.collection_name, embed_s, missing)

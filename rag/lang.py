@@ -2,7 +2,10 @@
 
 `lang_of` picks the language to talk back in (any kana or kanji means Japanese, as a user who
 types one kanji expects); `is_japanese` asks whether a text is mostly Japanese, which is what
-decides whether BM25 can match it at all. One character class serves both.
+decides whether BM25 can match it at all. Both use one character class (kana and the main kanji
+blocks); the BM25 tokenizer and the encoding detector keep wider classes of their own, for what
+they need beyond "is this Japanese" (iteration marks and compatibility ideographs; CJK punctuation
+and full-width forms).
 """
 
 from __future__ import annotations

@@ -63,8 +63,9 @@ def _http_client(host: str, port: int) -> ClientAPI:
         remote.heartbeat()
     except Exception:
         raise StoreError(
-            f"Cannot reach the Chroma server at {host}:{port}. Start it (`chroma run --path DIR "
-            f"--host {host} --port {port}`) or unset CHROMA_HOST to use the embedded store."
+            f"Cannot reach the Chroma server at {host}:{port}.",
+            f"Start it (`chroma run --path DIR --host {host} --port {port}`) or unset CHROMA_HOST "
+            "to use the embedded store.",
         ) from None
     return remote
 
@@ -99,7 +100,7 @@ def collection(settings: Settings, info: EmbeddingInfo, *, create: bool = True) 
         raise
     except Exception as exc:
         if not create and "does not exist" in str(exc).lower():
-            raise StoreError(f"Nothing ingested with {info.model} yet: run `rag ingest PATH`.") from None
+            raise StoreError(f"Nothing ingested with {info.model} yet.", "Run `rag ingest PATH`.") from None
         raise StoreError(f"Chroma failed to open collection {name}: {exc}") from None
     check_dims(coll.metadata or {}, info)
     if (coll.metadata or {}).get("dims") is None and coll.count():
@@ -116,7 +117,8 @@ def check_dims(metadata: dict[str, Any], info: EmbeddingInfo) -> None:
         raise DimensionMismatchError(
             f"Collection {info.collection_name} holds {stored}-dim vectors of "
             f"{metadata.get('model')}, not {info.dims}-dim vectors of {info.model}. "
-            "Refusing to mix vector spaces: run `rag reset --yes` or use the matching model."
+            "Refusing to mix vector spaces.",
+            "Run `rag reset --yes` or use the matching model.",
         )
 
 

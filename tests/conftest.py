@@ -30,6 +30,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
             monkeypatch.delenv(name, raising=False)
     data_dir = tmp_path / "data"
     monkeypatch.setenv("RAG_DATA_DIR", str(data_dir))
+    # Tests not about the offline model use the fastest one (USE, 20-30x faster to embed than e5);
+    # tests of e5 ask for it by name (`RAG_EMBEDDING_PROVIDER=e5`) or unset this.
+    monkeypatch.setenv("RAG_LOCAL_MODEL", "use")
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     store.reset_clients()
@@ -44,6 +47,14 @@ def local_model():
     from rag.embeddings import load_local_model
 
     return load_local_model()
+
+
+@pytest.fixture(scope="session")
+def e5_model():
+    """The real multilingual-e5-small engine, loaded once for the whole session (about 0.05 s)."""
+    from rag.e5 import load_e5_model
+
+    return load_e5_model()
 
 
 @pytest.fixture

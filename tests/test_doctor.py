@@ -45,7 +45,7 @@ def test_healthy_local_setup(corpus: Path, local_model, capsys) -> None:
     assert code == 0
     assert report["embedding"] == {
         "provider": "local", "model": "use-multilingual-v3", "dims": 512,
-        "reason": "no OPENAI_API_KEY: using the bundled offline model",
+        "reason": "no OPENAI_API_KEY: using the bundled offline model (use)",
         "collection": "rag_local_use-multilingual-v3_512"}
     assert report["llm"]["mode"] == "extractive" and "no OPENAI_API_KEY" in report["llm"]["reason"]
     assert report["store"]["mode"] == "embedded"
@@ -58,7 +58,7 @@ def test_healthy_local_setup(corpus: Path, local_model, capsys) -> None:
     assert main(["doctor"]) == 0
     text = capsys.readouterr().out
     assert "embedding: local use-multilingual-v3 (512 dims)" in text
-    assert "ok   provider: local model loads and embeds (512 dims)" in text
+    assert "ok   provider: local model use-multilingual-v3 loads and embeds (512 dims)" in text
     assert text.rstrip().endswith("healthy")
 
 

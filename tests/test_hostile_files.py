@@ -237,7 +237,6 @@ def test_llm_prompt_keeps_instructions_in_the_system_message(corpus: Path, opena
     (call,) = openai_env.chat_calls()
     system, user = call.json["messages"]
     assert system == {"role": "system", "content": SYSTEM_PROMPT}
-    assert "data, not instructions" in SYSTEM_PROMPT and "PWNED" not in SYSTEM_PROMPT
     assert user["role"] == "user"
     content = user["content"]
     assert content.startswith("<sources>\n") and "\n</sources>\n\nQuestion: What is the cosine distance?" in content

@@ -10,6 +10,7 @@ import pytest
 
 from rag.cli import main
 from rag.config import Settings, get_settings
+from rag.embeddings import fusion_weights, resolve
 from rag.ingest.pipeline import Ingestor
 from rag.lang import is_japanese
 from rag.retrieve.hybrid import fuse
@@ -44,9 +45,28 @@ def test_every_hit_carries_its_cosine_and_its_bm25_score(ingested: Path, mode: s
         assert scores == sorted(scores, reverse=True) and scores[-1] > 0
         assert [h.bm25_rank for h in result.hits] == [h.rank for h in result.hits]
     else:
-        fused = [h.fused_score for h in result.hits]
-        assert fused == sorted(fused, reverse=True)
         assert all(h.vector_rank or h.bm25_rank for h in result.hits)
+
+
+def test_fused_score_is_the_documented_sum_of_its_parts(ingested: Path) -> None:
+    """Recompute every candidate's fused score from its cosine and BM25 score alone."""
+    settings = get_settings()
+    query = "ベクトルと埋め込み cosine similarity"
+    everything = Searcher(settings).search(query, k=100, mode="hybrid").hits  # the whole pool
+    cos = np.array([h.score for h in everything])
+    bm = np.array([h.bm25_score for h in everything])
+
+    def minmax(x: np.ndarray) -> np.ndarray:
+        return (x - x.min()) / (x.max() - x.min())
+
+    cross = np.array([is_japanese(h.text) != is_japanese(query) for h in everything])
+    w, cross_weight = fusion_weights(settings, resolve(settings))  # the model's own (USE here)
+    assert (w, cross_weight) == (0.2, 0.9)
+    lexical = minmax(bm)
+    lexical[cross] = cross_weight * minmax(cos[cross])  # scaled among the other-script candidates
+    expected = w * minmax(cos) + (1 - w) * lexical
+    assert [h.fused_score for h in everything] == pytest.approx(list(expected), abs=1e-9)
+    assert cross.any() and not cross.all()  # both branches of the sum were exercised
 
 
 def test_top_of_both_lists_fuses_to_one(ingested: Path) -> None:
@@ -89,6 +109,20 @@ def test_cross_script_candidates_are_judged_by_their_vector() -> None:
     assert aware == pytest.approx([0.8, 0.2 + 0.8 * 0.9])
 
 
+def test_cross_script_evidence_is_scaled_among_the_other_script_candidates() -> None:
+    # a model whose cosines across languages sit lower (e5): the best other-script chunk (0.5)
+    # earns the full cross-script credit, the worst (0.4) none, in place of their BM25 zeros
+    cosine = np.array([0.9, 0.5, 0.4, 0.3])
+    bm25 = np.array([6.0, 0.0, 0.0, 2.0])
+    cross = np.array([False, True, True, False])
+    ranks = np.array([1, 2, 3, 4]), np.array([1, 0, 0, 2])
+    settings = Settings(hybrid_vector_weight=0.6, hybrid_cross_script_weight=1.0)
+    vector = (cosine - 0.3) / 0.6
+    assert fuse(cosine, bm25, *ranks, settings, cross_script=cross) == pytest.approx(
+        [0.6 * vector[0] + 0.4 * 1.0, 0.6 * vector[1] + 0.4 * 1.0, 0.6 * vector[2] + 0.0,
+         0.6 * 0.0 + 0.4 * (2.0 / 6.0)])
+
+
 def test_is_japanese() -> None:
     assert is_japanese("埋め込みとは何ですか？")
     assert is_japanese("BM25 と cosine similarity の違いは、キーワードの一致です。")
@@ -119,6 +153,10 @@ def test_cli_search_mode_json(ingested: Path, capsys: pytest.CaptureFixture[str]
         assert "fused_score" in data["hits"][0]
 
 
-def test_default_mode_is_hybrid(ingested: Path) -> None:
-    assert get_settings().retrieval_mode == "hybrid"
-    assert Searcher(get_settings()).search("猫", k=1).mode == "hybrid"
+@pytest.mark.parametrize("mode", ["vector", "bm25", "hybrid"])
+def test_the_mode_in_force_is_used_when_none_is_asked(ingested: Path, monkeypatch, mode: str) -> None:
+    monkeypatch.setenv("RAG_RETRIEVAL_MODE", mode)
+    get_settings.cache_clear()
+    result = Searcher(get_settings()).search("猫", k=1)
+    assert result.mode == mode
+    assert (result.hits[0].bm25_score is None) == (mode == "vector")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -98,6 +99,10 @@ def test_vectors_shown_are_those_stored_in_chroma(corpus: Path, local_model, cap
     for hit in result.hits:
         (emb,) = searcher.collection.get(ids=[hit.id], include=["embeddings"])["embeddings"]
         assert np.allclose(collection.hit_vector(hit, vectors), emb, atol=1e-7)
+        # a keyword-found hit may come without its vector: it is looked up in the loaded matrix
+        bare = dataclasses.replace(hit, vector=None)
+        assert np.allclose(collection.hit_vector(bare, vectors), emb / np.linalg.norm(emb), atol=1e-6)
+        assert collection.hit_vector(dataclasses.replace(hit, id="gone", vector=None), vectors) is None
         assert np.allclose(hit.vector, emb, atol=1e-7)
     # `rag embed` of a stored chunk's text gives the vector stored for it
     text, (emb,) = stored["documents"][0], stored["embeddings"][:1]

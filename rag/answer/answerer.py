@@ -19,9 +19,10 @@ from typing import Any, Literal
 import numpy as np
 
 from rag.answer.llm import ChatLLM, LLMInfo, Piece, answer_messages, resolve_llm
-from rag.config import RetrievalModeName, Settings
+from rag.config import Settings
 from rag.lang import lang_of
 from rag.retrieve.hits import Hit, SearchResult
+from rag.retrieve.options import SearchOptions
 from rag.retrieve.searcher import Searcher
 
 MAX_SENTENCES = 3
@@ -162,13 +163,13 @@ class Answerer:
         question: str,
         *,
         history: Sequence[dict[str, str]] | None = None,
-        k: int | None = None,
-        mode: RetrievalModeName | None = None,
-        mmr: bool = False,
-        threshold: float | None = None,
-        sources: list[str] | None = None,
+        options: SearchOptions | None = None,
+        **changes: Any,
     ) -> Iterator[str | Answer]:
-        """Text pieces as they are produced, then the final `Answer` (always last)."""
+        """Text pieces as they are produced, then the final `Answer` (always last).
+
+        `changes` are `SearchOptions` fields (`k=3`), applied over `options`.
+        """
         started = time.perf_counter()
         timings: dict[str, float] = {}
         standalone = question
@@ -176,9 +177,7 @@ class Answerer:
             standalone = self.llm.rewrite(question, history)
             timings["rewrite_ms"] = _ms_since(started)
         mark = time.perf_counter()
-        result = self.searcher.search(
-            standalone, k=k, mode=mode, mmr=mmr, threshold=threshold, sources=sources
-        )
+        result = self.searcher.search(standalone, options, **changes)
         timings["retrieve_ms"] = _ms_since(mark)
         timings.update(result.timings_ms)
         mark = time.perf_counter()

@@ -61,7 +61,8 @@ def resolve_llm(settings: Settings) -> LLMInfo:
         if not configured:
             raise ConfigError(
                 "RAG_ANSWER_MODE=llm needs OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (a compatible "
-                "server such as Ollama); set one, or use RAG_ANSWER_MODE=auto for the offline answerer."
+                "server such as Ollama).",
+                "Set one of them, or use RAG_ANSWER_MODE=auto for the offline answerer.",
             )
         return LLMInfo("llm", settings.llm_model, "RAG_ANSWER_MODE=llm")
     if settings.has_openai:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rag.config import Settings
-    from rag.ingest.pipeline import IngestProgress, IngestReport
+    from rag.ingest.pipeline import IngestReport
+    from rag.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,11 @@ class IngestJob:
             for name, value in changes.items():
                 setattr(self._status, name, value)
 
-    def _progress(self, event: IngestProgress) -> None:
-        phase = "embedding" if event.files_done >= event.files_total else "reading"
-        self._update(phase=phase, files_done=event.files_done, files_total=event.files_total,
-                     chunks=event.chunks, current=Path(event.path).name)
+    def _progress(self, event: Progress) -> None:
+        total = event.total or 0
+        phase = "embedding" if event.done >= total else "reading"
+        self._update(phase=phase, files_done=event.done, files_total=total,
+                     chunks=event.chunks or 0, current=Path(event.item).name)
 
     def _run(self) -> None:
         from rag.errors import RagError

@@ -14,7 +14,7 @@ import hashlib
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,20 +30,10 @@ from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import BusyError, LoadError
 from rag.ingest.chunking import split_documents
 from rag.ingest.loaders import FoundFile, Skipped, discover, load
+from rag.progress import Progress, ProgressFn
 from rag.state import FileRecord, Manifest, SQLiteRecordManager, StateDB
 
 PIPELINE_VERSION = 1
-ProgressFn = Callable[["IngestProgress"], None]
-
-
-@dataclass
-class IngestProgress:
-    files_done: int
-    files_total: int
-    chunks: int
-    path: str
-
-
 @dataclass
 class IngestReport:
     """What a run did, in the shape `rag ingest --json` prints."""
@@ -100,8 +90,8 @@ def ingest_lock(data_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
                     handle.seek(0)
                     holder = handle.read().strip() or "another process"
                     raise BusyError(
-                        f"Another ingest is running on {data_dir} (pid {holder}). "
-                        "Wait for it to finish and run this again."
+                        f"Another ingest is running on {data_dir} (pid {holder}).",
+                        BusyError.default_fix,
                     ) from None
                 time.sleep(0.2)
         handle.seek(0)
@@ -189,7 +179,7 @@ class Ingestor:
                         while len(queued) > ahead:
                             self._hand_over(queued.popleft(), writer, writes, report)
                     if progress:
-                        progress(IngestProgress(done, len(found), prepared + report.skipped, str(item.path)))
+                        progress(Progress("ingest", done, len(found), prepared + report.skipped, str(item.path)))
                 while queued:
                     self._hand_over(queued.popleft(), writer, writes, report)
                 while writes:

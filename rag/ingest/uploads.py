@@ -16,7 +16,8 @@ from pathlib import Path
 
 from rag.config import Settings
 from rag.ingest.loaders import SUPPORTED_SUFFIXES
-from rag.ingest.pipeline import Ingestor, IngestReport, ProgressFn
+from rag.ingest.pipeline import Ingestor, IngestReport
+from rag.progress import ProgressFn
 
 MAX_NAME_CHARS = 120
 _UNSAFE = re.compile(r"[^\w.\-]+")

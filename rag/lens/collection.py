@@ -101,10 +101,7 @@ def load_vectors(coll: Collection, key: tuple[Any, ...], *, cap: int = MAX_LOADE
     started = time.perf_counter()
     total = coll.count()
     if total == 0:
-        raise EmptyStoreError(
-            f"The collection {coll.name} is empty: run `rag ingest PATH` (or upload files in the "
-            "app) first."
-        )
+        raise EmptyStoreError(f"The collection {coll.name} is empty.", EmptyStoreError.default_fix)
     if total > cap:
         all_ids = coll.get(include=[])["ids"]
         wanted: list[str] | None = sorted(random.Random(seed).sample(all_ids, cap))
@@ -133,7 +130,11 @@ def load_vectors(coll: Collection, key: tuple[Any, ...], *, cap: int = MAX_LOADE
 
 
 def hit_vector(hit: Hit, vectors: CollectionVectors | None = None) -> np.ndarray | None:
-    """The vector Chroma stored for this hit (keyword-only hits carry none; look it up)."""
+    """The vector Chroma stored for this hit.
+
+Searches attach it to every hit; a hit built without one (a test, a restored chat) is looked up
+in the loaded matrix (unit length), and None when the chunk is not loaded.
+"""
     if hit.vector is not None:
         return np.asarray(hit.vector, dtype=np.float32)
     if vectors is not None and (row := vectors.row(hit.id)) is not None:

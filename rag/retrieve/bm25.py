@@ -193,19 +193,6 @@ class BM25Index:
         qtf = np.fromiter(terms.values(), dtype=np.float32, count=len(terms))
         return np.asarray(self.weights[:, cols] @ qtf).ravel()
 
-    def ceiling(self, query: str) -> float:
-        """The most any document could score for `query`: every term, saturated (tf -> inf).
-
-        Unknown terms count too: a query whose words the collection lacks has a high ceiling
-        and low scores, which tells fusion to trust the vectors (a cross-language question).
-        """
-        terms = Counter(self.tokenizer(query))
-        n = len(self.ids)
-        unseen = float(np.log1p((n + 0.5) / 0.5)) if n else 0.0
-        return float(sum(
-            qtf * (self.idf[self.vocab[t]] if t in self.vocab else unseen) for t, qtf in terms.items()
-        ) * (K1 + 1))
-
     def top(self, query: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Best `n` (row, score) pairs with a positive score, best first; `allowed` masks rows."""
         scores = self.scores(query)

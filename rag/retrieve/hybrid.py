@@ -3,9 +3,10 @@
 Hybrid takes the top `hybrid_candidates` of the vector index and of BM25, then scores every
 candidate on both sides (its real cosine similarity, fetched vectors included, and its real BM25
 score), so a chunk found by one index is not punished for being missing from the other list.
-The default fusion is a weighted sum of min-max normalised scores with a small vector weight
-(0.2, tuned for the local model), which on the dev sets beat plain and weighted reciprocal rank
-fusion (figures in the README); RRF stays available as `hybrid_fusion=rrf`.
+The default fusion is a weighted sum of min-max normalised scores with a vector weight that
+belongs to the embedding model (e5 0.6, USE 0.2: `rag.embeddings.OFFLINE_MODELS`), which on the
+dev sets beat plain and weighted reciprocal rank fusion for both models (figures in the README);
+RRF stays available as `hybrid_fusion=rrf`.
 Every hit carries its cosine similarity in `score`, whatever ranked it. Vector search alone
 lives in `rag.retrieve.hits`, the BM25 index in `rag.retrieve.bm25`.
 """
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag.config import Settings
+from rag.embeddings import EmbeddingInfo, fusion_weights
 from rag.lang import is_japanese
 from rag.retrieve import bm25
 from rag.retrieve.hits import Hit, fetch_hits, vector_hits
@@ -33,8 +35,10 @@ def hybrid_hits(
     n: int,
     mode: str,
     where: dict[str, Any] | None = None,
+    info: EmbeddingInfo | None = None,
 ) -> list[Hit]:
-    """The best `n` chunks by BM25 (`mode="bm25"`) or by fused BM25 and vector evidence."""
+    """The best `n` chunks by BM25 (`mode="bm25"`) or by fused BM25 and vector evidence;
+    `info` names the embedding model whose fusion weights apply."""
     index = bm25.index_for(settings, collection)
     allowed = bm25.allowed_rows(index, collection, where)
     scores = index.scores(query)
@@ -61,6 +65,7 @@ def hybrid_hits(
         np.array([h.bm25_rank or 0 for h in candidates]),
         settings,
         cross_script=np.array([is_japanese(h.text) != query_is_japanese for h in candidates]),
+        info=info,
     )
     for hit, value in zip(candidates, fused, strict=True):
         hit.fused_score = float(value)
@@ -102,27 +107,34 @@ def fuse(
     bm25_rank: np.ndarray,
     settings: Settings,
     cross_script: np.ndarray | None = None,
+    info: EmbeddingInfo | None = None,
 ) -> np.ndarray:
     """One fused score per candidate (higher is better); ranks are 1-based, 0 = not in that list.
 
     A candidate in the other script than the query (a Japanese chunk for an English question)
     cannot share words with it, so BM25's zero says nothing: with `cross_script` such candidates
-    are credited `hybrid_cross_script_weight` of their vector evidence in place of BM25, which is
-    how a multilingual model is meant to be used. Monolingual collections are unaffected.
+    are credited the cross-script weight of their vector evidence in place of BM25, which is
+    how a multilingual model is meant to be used. That evidence is min-max scaled among the
+    other-script candidates only: a multilingual model's cosines across languages sit below
+    those within one (e5's do), so the best Japanese chunk for an English question earns the
+    credit the best keyword match earns on the other side. Monolingual collections are unaffected.
 
     `score`: w * min-max(cosine) + (1 - w) * min-max(BM25), both scaled over this query's
     candidates, so neither scale (cosines bunched near 0.3, BM25 unbounded) dominates by accident.
     `rrf`: w / (k + vector rank) + (1 - w) / (k + BM25 rank), a missing rank adding nothing.
+    The weights belong to the embedding model behind `info` (`rag.embeddings.fusion_weights`);
+    the RAG_HYBRID_* settings override them when set.
     """
-    w = settings.hybrid_vector_weight
+    w, cross_weight = fusion_weights(settings, info)
     if settings.hybrid_fusion == "rrf":
         k = settings.hybrid_rrf_k
         v = np.where(vector_rank > 0, 1.0 / (k + vector_rank), 0.0)
         b = np.where(bm25_rank > 0, 1.0 / (k + bm25_rank), 0.0)
         return w * v + (1 - w) * b
     vector, lexical = minmax(cosine), minmax(bm25_scores)
-    if cross_script is not None:
-        lexical = np.where(cross_script, settings.hybrid_cross_script_weight * vector, lexical)
+    if cross_script is not None and cross_script.any():
+        lexical = lexical.copy()
+        lexical[cross_script] = cross_weight * minmax(cosine[cross_script])
     return w * vector + (1 - w) * lexical
 
 

@@ -20,6 +20,7 @@ from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import EmptyStoreError
 from rag.retrieve.hits import Hit, SearchResult, vector_hits
 from rag.retrieve.hybrid import hybrid_hits
+from rag.retrieve.options import SearchOptions
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import BaseRetriever
@@ -55,22 +56,20 @@ class Searcher:
             return fn()
 
     def search(
-        self,
-        query: str,
-        *,
-        k: int | None = None,
-        mode: RetrievalModeName | None = None,
-        mmr: bool = False,
-        threshold: float | None = None,
-        sources: list[str] | None = None,
+        self, query: str, options: SearchOptions | None = None, **changes: Any
     ) -> SearchResult:
-        """The best `k` chunks for `query`, best first, with similarity scores and vectors."""
-        k = k or self.settings.top_k
-        mode = mode or self.settings.retrieval_mode
+        """The best `k` chunks for `query`, best first, with similarity scores and vectors.
+
+        `changes` are `SearchOptions` fields (`k=3, mode="vector"`), applied over `options`.
+        """
+        opts = (options or SearchOptions()).with_(**changes)
+        k = opts.k or self.settings.top_k
+        mode = opts.mode or self.settings.retrieval_mode
+        mmr, threshold, sources = opts.mmr, opts.threshold, opts.sources
         started = time.perf_counter()
         query_vector = self.embeddings.embed_query(query)
         embedded = time.perf_counter()
-        where = {"source": {"$in": sources}} if sources else None
+        where = {"source": {"$in": list(sources)}} if sources else None
         hits = self._reopening(lambda: self._candidates(query, query_vector, k * 4 if mmr else k,
                                                         mode, where))
         if mmr:
@@ -92,7 +91,8 @@ class Searcher:
         if mode == "vector":
             hits = self.vector_hits(query_vector, n, where)
         else:
-            hits = hybrid_hits(self.settings, self.collection, query, query_vector, n, mode, where)
+            hits = hybrid_hits(self.settings, self.collection, query, query_vector, n, mode,
+                               where, self.info)
         if not hits:
             # count() scans the collection (about 5 ms at 100k chunks, as long as the query
             # itself), so it is asked only to explain an empty result.
@@ -101,10 +101,7 @@ class Searcher:
 
     def _require_chunks(self) -> None:
         if self.collection.count() == 0:
-            raise EmptyStoreError(
-                f"The collection {self.info.collection_name} is empty: run `rag ingest PATH` "
-                "(or upload files in the app) first."
-            )
+            raise EmptyStoreError(f"The collection {self.info.collection_name} is empty.", EmptyStoreError.default_fix)
 
     def vector_hits(
         self, query_vector: list[float], n: int, where: dict[str, Any] | None = None

@@ -17,11 +17,11 @@ import streamlit as st
 from rag.answer.answerer import EXTRACTIVE_LABEL, Answer
 from rag.config import Settings
 from rag.errors import EmptyStoreError, RagError
+from rag.retrieve.options import SearchOptions
 from rag.ui import state
 from rag.ui.debug_panel import render_debug_panel
 from rag.ui.first_start import indexing_note
 from rag.ui.i18n import both, lang_of, t
-from rag.ui.sidebar import Controls
 from rag.ui.sources import render_sources
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def messages() -> list[dict[str, Any]]:
     return st.session_state.setdefault("messages", [])
 
 
-def render_chat(settings: Settings, controls: Controls) -> None:
+def render_chat(settings: Settings, controls: SearchOptions) -> None:
     history = messages()
     if not history:
         _render_welcome(settings)
@@ -129,7 +129,7 @@ def _job_counts(settings: Settings) -> dict[str, object]:
     return {"done": status.files_done if status else 0, "total": status.files_total if status else "?"}
 
 
-def _ask(settings: Settings, controls: Controls, question: str) -> None:
+def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
     history = messages()
     lang = lang_of(question)
     previous = [
@@ -159,8 +159,7 @@ def _ask(settings: Settings, controls: Controls, question: str) -> None:
 
                 def pieces() -> Iterator[str]:
                     for item in answerer.stream(
-                        question, history=previous, k=controls.k, mode=controls.mode,
-                        mmr=controls.mmr, threshold=controls.threshold, sources=controls.sources,
+                        question, history=previous, options=controls,
                     ):
                         if isinstance(item, Answer):
                             final.append(item)

@@ -193,13 +193,17 @@ def render_tokens(text: str, info: EmbeddingInfo, *, note: bool = True, key: str
                    "embedding models read. `<e7 8c>` = UTF-8 の断片 / byte fragments of one "
                    "character (boxed in red).")
         st.caption(JA_NOTE)
-    if info.provider == "local":
-        from rag.embeddings import LocalEmbeddings
+    from rag.embeddings import E5_MODEL, model_pieces
 
-        pieces = LocalEmbeddings.pieces(text)
+    pieces = model_pieces(info, text)
+    if pieces is not None:
         shown = "" if len(pieces) <= MAX_CHIPS else f" (first {MAX_CHIPS} shown)"
         st.markdown(f"**{info.model}** のサブワード / its own sentencepiece pieces: "
                     f"{len(pieces):,}{shown}")
+        if info.model == E5_MODEL:
+            st.caption("e5 は質問を `query: ` を付けて読みます（文書は `passage: `）。XLM-R の "
+                       "sentencepiece 語彙（25 万語）/ e5 reads a question as `query: …` (chunks as "
+                       "`passage: …`), in XLM-R's 250k-piece sentencepiece vocabulary, between <s> and </s>.")
         st.markdown(pieces_html(pieces[:MAX_CHIPS]), unsafe_allow_html=True)
 
 

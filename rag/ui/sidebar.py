@@ -1,23 +1,23 @@
 """The sidebar: the collection and uploads, what is in use and why, retrieval controls, clear chat.
 
-Returns the chosen retrieval options as `Controls` for the chat to pass to `Answerer.stream`.
+Returns the chosen retrieval options as `SearchOptions` for the chat to pass to `Answerer.stream`.
 Labels are bilingual because they are read before any question is asked.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from rag.config import RetrievalModeName, Settings, mask_url
+from rag.config import Settings, mask_url
 from rag.errors import RagError
 from rag.ingest.loaders import SUPPORTED_SUFFIXES
-from rag.ingest.pipeline import IngestProgress, IngestReport
+from rag.ingest.pipeline import IngestReport
+from rag.progress import Progress, ProgressFn
+from rag.retrieve.options import SearchOptions
 from rag.ui import state
 from rag.ui.i18n import both
 from rag.ui.scores import score_range
@@ -29,16 +29,7 @@ RETRIEVAL_MODES: dict[str, str] = {
 }
 
 
-@dataclass
-class Controls:
-    k: int
-    threshold: float | None
-    mmr: bool
-    mode: RetrievalModeName
-    sources: list[str] | None
-
-
-def render_sidebar(settings: Settings) -> Controls:
+def render_sidebar(settings: Settings) -> SearchOptions:
     """Collection and uploader first (within the first screen), then models, then controls."""
     with st.sidebar:
         st.header("RAG Lens")
@@ -94,7 +85,7 @@ def _render_models(settings: Settings) -> None:
         )
 
 
-def _render_controls(settings: Settings) -> Controls:
+def _render_controls(settings: Settings) -> SearchOptions:
     k = st.slider(both("検索件数 k", "Results"), 1, 20, min(settings.top_k, 20), key="k")
     model = state.get_searcher(settings).info.model
     span = score_range(model)
@@ -117,7 +108,8 @@ def _render_controls(settings: Settings) -> Controls:
         both("出典で絞り込み", "Only these sources"), _source_names(settings), key="source_filter",
         placeholder="すべて / All",
     )
-    return Controls(k, threshold if threshold > span.low else None, mmr, mode, chosen or None)
+    return SearchOptions().with_(k=k, threshold=threshold if threshold > span.low else None,
+                                 mmr=mmr, mode=mode, sources=chosen or None)
 
 
 def _source_names(settings: Settings) -> list[str]:
@@ -163,12 +155,13 @@ def _render_upload(settings: Settings) -> None:
         st.rerun()
 
 
-def _progress_to(bar: DeltaGenerator) -> Callable[[IngestProgress], None]:
-    def update(event: IngestProgress) -> None:
-        done = event.files_done / max(event.files_total, 1)
-        if event.files_done < event.files_total:
-            text = (f"読み込み中 / reading {event.files_done}/{event.files_total} · "
-                    f"{event.chunks} chunks · {Path(event.path).name}")
+def _progress_to(bar: DeltaGenerator) -> ProgressFn:
+    def update(event: Progress) -> None:
+        total = event.total or 1
+        done = event.done / max(total, 1)
+        if event.done < total:
+            text = (f"読み込み中 / reading {event.done}/{event.total} · "
+                    f"{event.chunks} chunks · {Path(event.item).name}")
         else:  # every file is chunked; the last groups are still being embedded and stored
             text = f"埋め込みと保存 / embedding and storing {event.chunks} chunks…"
         bar.progress(done, text=text)

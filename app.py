@@ -1,7 +1,8 @@
 """RAG Lens, the Streamlit app: wiring only. Run with `make run` (or `streamlit run app.py`).
 
-Pages: the chat (sidebar controls, streamed answers, sources with scores, the embedding debug panel)
-and the Explorer (the corpus map). Everything else lives in `rag/` and `rag/ui/`. The `rag` modules
+Pages: the chat (sidebar controls, streamed answers, sources with scores, the embedding debug panel),
+the Explorer (the corpus map) and Next token (a local language model's odds and word vectors).
+Everything else lives in `rag/` and `rag/ui/`. The `rag` modules
 are imported inside the pages, behind a labelled spinner: importing them takes a few seconds the
 first time in a process, and the page should say what it is doing rather than stay blank.
 """
@@ -47,8 +48,17 @@ def explorer_page() -> None:
         render_explorer()
 
 
+def next_token_page() -> None:
+    with st.spinner(STARTING):
+        from rag.ui.chat import user_errors
+        from rag.ui.nexttoken import render_next_token_page
+    with user_errors():
+        render_next_token_page()
+
+
 st.set_page_config(page_title="RAG Lens", page_icon="🔎", layout="wide")
 st.navigation([
     st.Page(chat_page, title="チャット / Chat", icon="💬", url_path="chat", default=True),
     st.Page(explorer_page, title="エクスプローラー / Explorer", icon="🗺️", url_path="explorer"),
+    st.Page(next_token_page, title="次トークン / Next token", icon="🔮", url_path="next-token"),
 ]).run()

@@ -89,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-points", type=int, default=3000, help="sample larger collections to this")
     p.add_argument("--json", action="store_true", help="print the points as JSON (writes --out too if given)")
 
+    p = sub.add_parser("next", help="a language model's next-token probabilities for a text (offline)")
+    p.add_argument("text")
+    p.add_argument("--top", type=int, default=20, help="how many candidates to list (default 20)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="reshape the distribution: <1 sharper, >1 flatter, 0 = always the top token")
+    p.add_argument("--sample", type=int, default=0, metavar="N", help="also draw N random next tokens")
+    p.add_argument("--seed", type=int, default=None, help="seed for --sample")
+    p.add_argument("--score", action="store_true",
+                   help="instead: each token's log-probability given the text before it, and the perplexity")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("eval", help="recall@k and MRR of retrieval on a QA file (SQuAD JSON or JSONL)")
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--mode", choices=["vector", "bm25", "hybrid"], default=None, help="retrieval mode")
@@ -214,7 +225,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             sys.stdout.flush()
     assert answer is not None
     if args.json:
-        emit_json(answer.as_dict())
+        from rag.lens.trust_report import trust_fields
+
+        emit_json({**answer.as_dict(), **trust_fields(answer, answerer.searcher)})
         return 0
     sys.stdout.write("\n\n")
     for hit in answer.search.hits:
@@ -274,6 +287,47 @@ def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
         f"{data.total} chunks ({searcher.info.model}) in {data.seconds:.1f} s"
         + (f"; {data.note}" if data.note else ""))
     say(f"wrote {out} (open it in a browser; works offline)")
+    return 0
+
+
+@command("next")
+def cmd_next(args: argparse.Namespace, settings: Settings) -> int:
+    import numpy
+
+    from rag.lens.nexttoken import load_model
+
+    model = load_model(settings.lm_cache_dir)
+    if args.score:
+        score = model.score(args.text)
+        if args.json:
+            emit_json({"model": model.name, "text": args.text, **score.as_dict()})
+            return 0
+        for t in score.tokens:
+            sys.stdout.write(f"{t.id:>7} {t.piece!r:<16} logprob {t.logprob:8.3f}  p {t.prob:6.1%}  "
+                             f"rank {t.rank:<6} top {t.top!r}\n")
+        sys.stdout.write(f"{len(score.tokens)} tokens, mean logprob {score.mean_logprob:.3f}, "
+                         f"perplexity {score.perplexity:.2f}\n")
+        return 0
+    if args.sample < 0:
+        say("--sample must be 0 or more")
+        return 1
+    dist = model.distribution(args.text, top=args.top, temperature=args.temperature)
+    rng = numpy.random.default_rng(args.seed) if args.sample else None
+    samples = [model.sample(dist, rng) for _ in range(args.sample)]
+    if args.json:
+        data = {"model": model.name, "text": args.text, **dist.as_dict()}
+        if args.sample:
+            data["samples"] = [c.as_dict() for c in samples]
+        emit_json(data)
+        return 0
+    sys.stdout.write(" ".join(f"{t.piece}({t.id})" for t in dist.tokens) + "\n")
+    sys.stdout.write(f"{model.name}, temperature {dist.temperature:g}, entropy "
+                     f"{dist.entropy_bits:.2f} bits, {dist.seconds:.2f} s\n")
+    for c in dist.candidates:
+        bar = "█" * round(c.prob * 40)
+        sys.stdout.write(f"{c.rank:>3}. {c.text!r:<18} {c.id:>7} {c.prob:7.2%} {bar}\n")
+    for c in samples:
+        sys.stdout.write(f"sample: {c.text!r} (rank {c.rank}, p {c.prob:.2%})\n")
     return 0
 
 

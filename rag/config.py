@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         None, description="Folder the app ingests on first start; default: docs_corpus/ beside app.py."
     )
 
+    lm_dir: Path | None = Field(
+        None, description="Where the next-token model's converted weights live (about 1.1 GB); "
+        "default: lm/ in the data dir."
+    )
+
     chroma_host: str | None = Field(None, validation_alias=_env("CHROMA_HOST"))
     chroma_port: int = Field(8000, validation_alias=_env("CHROMA_PORT"))
     hnsw_ef_search: int = Field(100, ge=10)
@@ -114,6 +119,11 @@ class Settings(BaseSettings):
     def state_db(self) -> Path:
         """SQLite file holding the record manager, the file manifest and the embedding cache."""
         return self.data_dir / "state.sqlite3"
+
+    @property
+    def lm_cache_dir(self) -> Path:
+        """The next-token model's cache: converted once from the GGUF, then memory-mapped."""
+        return self.lm_dir or self.data_dir / "lm"
 
     @property
     def max_file_bytes(self) -> int:

@@ -53,3 +53,7 @@ class EmptyStoreError(RagError):
     """Nothing has been ingested yet into the collection being searched."""
 
     default_fix = "Run `rag ingest PATH` (or upload files in the app) first."
+
+
+class InputError(RagError):
+    """The text or option given cannot be used as it is (empty, too long, out of range)."""

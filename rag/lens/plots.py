@@ -146,6 +146,7 @@ def projection(data: MapData, *, title: str = "", colour_by_source: bool = True)
             marker={"size": 4 if three else 7, "color": colour.get(group, "#1f77b4"),
                     "opacity": 0.75},
             hovertext=[_hover(p) for p in pts], hoverinfo="text",
+            customdata=[p.id for p in pts],  # the chunk id a click on the point reports
         ))
     hits = sorted((p for p in chunks if p.kind == "hit"), key=lambda p: p.rank or 0)
     query = data.query
@@ -168,7 +169,7 @@ def projection(data: MapData, *, title: str = "", colour_by_source: bool = True)
             text=[str(h.rank) for h in hits], textposition="top center",
             marker={"size": 7 if three else 13, "color": "rgba(0,0,0,0)",
                     "line": {"color": HIT_COLOUR, "width": 2}},
-            hovertext=[_hover(h) for h in hits], hoverinfo="text",
+            hovertext=[_hover(h) for h in hits], hoverinfo="text", customdata=[h.id for h in hits],
         ))
     if query is not None:
         fig.add_trace((go.Scatter3d if three else go.Scatter)(

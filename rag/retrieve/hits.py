@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
     from rag.embeddings import EmbeddingInfo
+    from rag.retrieve.fusion import Fusion
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Hit:
     vector_rank: int | None = None
     bm25_rank: int | None = None
     fused_score: float | None = None
+    fusion: Fusion | None = None
+    """The operands of `fused_score` (hybrid mode), so the sum can be redone by hand."""
 
     @property
     def source(self) -> str:
@@ -59,6 +62,8 @@ class Hit:
         for name in ("vector_rank", "bm25_rank"):
             if self.bm25_score is not None and getattr(self, name) is not None:
                 out[name] = getattr(self, name)
+        if self.fusion is not None:
+            out["fusion"] = self.fusion.as_dict()
         if with_vector and self.vector is not None:
             out["vector"] = self.vector
         return out

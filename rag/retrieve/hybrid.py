@@ -21,6 +21,7 @@ from rag.config import Settings
 from rag.embeddings import EmbeddingInfo, fusion_weights
 from rag.lang import is_japanese
 from rag.retrieve import bm25
+from rag.retrieve.fusion import Fusion
 from rag.retrieve.hits import Hit, fetch_hits, vector_hits
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def hybrid_hits(
     if not candidates:
         return []
     query_is_japanese = is_japanese(query)
-    fused = fuse(
+    fusions = fusion_terms(
         np.array([h.score for h in candidates]),
         np.array([h.bm25_score for h in candidates]),
         np.array([h.vector_rank or 0 for h in candidates]),
@@ -67,8 +68,8 @@ def hybrid_hits(
         cross_script=np.array([is_japanese(h.text) != query_is_japanese for h in candidates]),
         info=info,
     )
-    for hit, value in zip(candidates, fused, strict=True):
-        hit.fused_score = float(value)
+    for hit, fusion in zip(candidates, fusions, strict=True):
+        hit.fused_score, hit.fusion = fusion.fused, fusion
     candidates.sort(key=lambda h: (-(h.fused_score or 0.0), h.vector_rank or pool + 1))
     for rank, hit in enumerate(candidates[:n], start=1):
         hit.rank = rank
@@ -125,17 +126,55 @@ def fuse(
     The weights belong to the embedding model behind `info` (`rag.embeddings.fusion_weights`);
     the RAG_HYBRID_* settings override them when set.
     """
+    fusions = fusion_terms(cosine, bm25_scores, vector_rank, bm25_rank, settings, cross_script, info)
+    return np.array([f.fused for f in fusions], dtype=np.float64)
+
+
+def fusion_terms(
+    cosine: np.ndarray,
+    bm25_scores: np.ndarray,
+    vector_rank: np.ndarray,
+    bm25_rank: np.ndarray,
+    settings: Settings,
+    cross_script: np.ndarray | None = None,
+    info: EmbeddingInfo | None = None,
+) -> list[Fusion]:
+    """`fuse`'s arithmetic with every operand kept, one `Fusion` per candidate (see `fuse`)."""
     w, cross_weight = fusion_weights(settings, info)
+    n = len(cosine)
     if settings.hybrid_fusion == "rrf":
         k = settings.hybrid_rrf_k
         v = np.where(vector_rank > 0, 1.0 / (k + vector_rank), 0.0)
         b = np.where(bm25_rank > 0, 1.0 / (k + bm25_rank), 0.0)
-        return w * v + (1 - w) * b
+        fused = w * v + (1 - w) * b
+        return [
+            Fusion("rrf", w, float(cosine[i]), float(bm25_scores[i]), float(v[i]), float(b[i]),
+                   float(fused[i]), rrf_k=k, vector_rank=int(vector_rank[i]),
+                   bm25_rank=int(bm25_rank[i]), candidates=n)
+            for i in range(n)
+        ]
+    cross = np.zeros(n, dtype=bool) if cross_script is None else np.asarray(cross_script, dtype=bool)
     vector, lexical = minmax(cosine), minmax(bm25_scores)
-    if cross_script is not None and cross_script.any():
+    cross_norm = np.zeros(n)
+    cross_bounds: dict[str, float] = {}
+    if cross.any():
         lexical = lexical.copy()
-        lexical[cross_script] = cross_weight * minmax(cosine[cross_script])
-    return w * vector + (1 - w) * lexical
+        cross_norm[cross] = minmax(cosine[cross])
+        lexical[cross] = cross_weight * cross_norm[cross]
+        cross_bounds = dict(cross_cosine_min=float(cosine[cross].min()),
+                            cross_cosine_max=float(cosine[cross].max()))
+    fused = w * vector + (1 - w) * lexical
+    bounds = dict(cosine_min=float(cosine.min()), cosine_max=float(cosine.max()),
+                  bm25_min=float(bm25_scores.min()), bm25_max=float(bm25_scores.max())) if n else {}
+    return [
+        Fusion("score", w, float(cosine[i]), float(bm25_scores[i]), float(vector[i]),
+               float(lexical[i]), float(fused[i]), cross_script=bool(cross[i]),
+               cross_script_weight=cross_weight, vector_rank=int(vector_rank[i]),
+               bm25_rank=int(bm25_rank[i]), candidates=n,
+               cross_norm=float(cross_norm[i]), cross_candidates=int(cross.sum()),
+               **bounds, **(cross_bounds if cross[i] else {}))
+        for i in range(n)
+    ]
 
 
 def minmax(values: np.ndarray) -> np.ndarray:

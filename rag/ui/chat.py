@@ -19,10 +19,12 @@ from rag.config import Settings
 from rag.errors import EmptyStoreError, RagError
 from rag.retrieve.options import SearchOptions
 from rag.ui import state
+from rag.ui.citations import render_answer_text
 from rag.ui.debug_panel import render_debug_panel
 from rag.ui.first_start import indexing_note
 from rag.ui.i18n import both, lang_of, t
 from rag.ui.sources import render_sources
+from rag.ui.trust_panel import render_trust_panel
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,7 @@ def _render_assistant(msg: dict[str, Any], index: int, *, latest: bool) -> None:
         st.markdown(msg["content"])
         return
     _render_caption(answer)
-    st.markdown(answer.text)
+    render_answer_text(answer, key=f"answer_{index}")
     if msg.get("note"):
         st.caption(msg["note"])
     _render_extras(answer, index, latest=latest)
@@ -114,8 +116,9 @@ def _render_caption(answer: Answer) -> None:
 
 
 def _render_extras(answer: Answer, index: int, *, latest: bool) -> None:
-    """Sources and the debug panel, both collapsed, so the answer above stays in view."""
-    render_sources(answer, expanded=False)
+    """Sources, trust and debug panels, collapsed, so the answer above stays in view."""
+    render_sources(answer, expanded=False, key=f"sources_{index}")
+    render_trust_panel(answer, key=f"trust_{index}")
     with st.expander(DEBUG_LABEL, expanded=False):
         with user_errors(answer.lang):
             render_debug_panel(answer, key=f"debug_{index}")
@@ -166,7 +169,8 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
                         else:
                             yield item
 
-                with st.spinner(t("thinking", lang)):
+                slot = st.empty()
+                with slot.container(), st.spinner(t("thinking", lang)):
                     st.write_stream(pieces())
             except Exception as exc:
                 failed.append(error_text(exc, lang))
@@ -176,6 +180,8 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
             return
         answer = final[0]
         history.append({"role": "assistant", "content": answer.text, "answer": answer, "note": note})
+        with slot.container():  # the streamed text again, now with clickable citations
+            render_answer_text(answer, key=f"answer_{len(history) - 1}")
         if answer.standalone_question != answer.question:
             st.caption(f"{t('rewritten', lang)}: {answer.standalone_question}")
         if note:

@@ -21,10 +21,11 @@ import numpy as np
 import streamlit as st
 
 from rag.errors import RagError
-from rag.lens import collection, logprobs, plots, projection, why
+from rag.lens import collection, logprobs, plots, projection, score_meaning, why
 from rag.lens import tokens as token_view
 from rag.lens import vectors as vector_view
-from rag.ui import scores, state
+from rag.ui import map_truth, scores, state
+from rag.ui.keyword_why import render_keyword_why
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -296,9 +297,16 @@ def _view_similarity(answer: Answer, key: str) -> None:
         st.caption(f"{answer.search.mode} モードの順位は{scores.name(kind, 'ja')}で決まり、コサイン類似度の順"
                    f"とは限りません / in {answer.search.mode} mode hits are ranked by the "
                    f"{scores.name(kind, 'en')}, so their cosines need not be in order.")
-    st.dataframe(_score_table(hits, question), hide_index=True, column_config={
-        "rank": st.column_config.NumberColumn(width=50)})
     sims = ctx.vectors.similarities(answer.search.query_vector)
+    pct = score_meaning.hit_percentiles(sims, hits)
+    table: dict[str, list] = {}
+    for name, values in _score_table(hits, question).items():
+        table[name] = values
+        if name == "cosine":  # beside the cosine: its rank among all chunks, same for any model
+            table["percentile"] = [round(pct[h.rank], 1) for h in hits]
+    st.dataframe(table, hide_index=True, column_config={
+        "rank": st.column_config.NumberColumn(width=50)})
+    st.caption(score_meaning.model_line(answer.search.embedding.model))
     st.plotly_chart(plots.similarity_histogram(sims, hits), key=f"{key}_hist", config=_PLOT_CONFIG)
     best = max(h.score for h in hits)
     beaten = float((sims < best - 1e-6).mean()) if sims.size else 0.0
@@ -334,12 +342,15 @@ def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, 
                 f"`{projection.UMAP_INSTALL}`. PCA を表示します / showing PCA.")
         method = "pca"
     slow = method != "pca"
-    wait = (" (初回は numba のコンパイルで 20 秒ほど / the first UMAP run in a process compiles, "
-            "about 20 s)" if method == "umap" else "")
+    wait = (" (初回は numba のコンパイルがあり、結果はデータディレクトリにキャッシュされます / the first "
+            "UMAP run compiles once; the compiled code is cached in the data dir)" if method == "umap" else "")
     with st.spinner(f"{method} を計算中… / fitting {method}…{wait}") if slow else nullcontext():
         data = projection.build_map(ctx.vectors, method=method, dims=dims, query=query,
                                  query_text=query_text, hits=hits)
-    st.plotly_chart(plots.projection(data, title=title, colour_by_source=colour), key=f"{key}_map")
+    found = map_truth.find_box(data, key)
+    fig = plots.projection(data, title=title, colour_by_source=colour)
+    map_truth.mark_found(fig, data, found)
+    event = st.plotly_chart(fig, key=f"{key}_map", on_select="rerun", selection_mode="points")
     sampled = f", {len(data.points)} of {data.total} drawn" if len(data.points) < data.total else ""
     st.caption(
         f"{data.method.upper()} {data.dims}-D{sampled} · {data.seconds * 1000:.0f} ms"
@@ -348,6 +359,9 @@ def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, 
            "'who sits together' is meaningful" if data.method != "pca" else
            " · PCA: 分散の大きい 2〜3 軸への射影 / the directions of largest variance")
     )
+    map_truth.render_variance(ctx.vectors, data)
+    chosen = map_truth.selected_id(event) or (found[0].id if len(found) == 1 else None)
+    map_truth.render_neighbours(ctx.vectors, data, chosen, key)
 
 
 def _view_projection(answer: Answer, key: str) -> None:
@@ -433,6 +447,8 @@ def _view_why(answer: Answer, key: str) -> None:
     ctx = context_for(answer.search.embedding)
     hit = st.selectbox("チャンク / hit", hits, key=f"{key}_why_hit",
                        format_func=lambda h: f"[{h.rank}] {h.score:.3f} {h.source}")
+    render_keyword_why(answer, hit, key)
+    st.markdown("**ベクトル側 / The vector side (cosine)**")
     vec = collection.hit_vector(hit, ctx.vectors)
     if vec is None:
         st.warning("このチャンクのベクトルが見つかりません / no stored vector for this chunk")
@@ -473,6 +489,9 @@ def _view_next_token(answer: Answer, key: str) -> None:
                 "no next-token probabilities. Set OPENAI_API_KEY (and OPENAI_BASE_URL for a "
                 "compatible server such as Ollama or llama.cpp) to see them."
             )
+            st.caption("オフラインの言語モデル（Gemma 3 270M）が任意の文章の続きをどう選ぶかは、左の"
+                       "「次トークン」ページで見られます / the Next token page (left) shows how an "
+                       "offline language model (Gemma 3 270M) would continue any text you type.")
         else:
             st.info(
                 f"{answer.llm} は logprobs を返しませんでした / the server returned no logprobs "

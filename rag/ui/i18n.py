@@ -16,6 +16,7 @@ _STRINGS: dict[str, dict[str, str]] = {
     "score": {"ja": "類似度", "en": "similarity"},
     "vector": {"ja": "ベクトル", "en": "vector"},
     "page": {"ja": "ページ", "en": "page"},
+    "percentile": {"ja": "全チャンクの {p:.0f}% より上", "en": "beats {p:.0f}% of chunks"},
     "debug": {"ja": "🔍 埋め込みを見る", "en": "🔍 Show me the embedding"},
     "thinking": {"ja": "検索中…", "en": "Searching…"},
     "no_hits": {

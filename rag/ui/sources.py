@@ -15,9 +15,12 @@ import numpy as np
 import streamlit as st
 
 from rag.answer.answerer import Answer
+from rag.lens import score_meaning
 from rag.retrieve.hits import Hit
 from rag.ui import scores
+from rag.ui.citations import open_button
 from rag.ui.i18n import t
+from rag.ui.trust_panel import percentiles
 
 PREVIEW_DIMS = 8
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE)
@@ -52,18 +55,24 @@ def sources_title(answer: Answer) -> str:
     return " · ".join(parts)
 
 
-def render_sources(answer: Answer, *, expanded: bool = False) -> None:
+def render_sources(answer: Answer, *, expanded: bool = False, key: str = "sources") -> None:
     lang = answer.lang
     hits = answer.search.hits
     with st.expander(sources_title(answer), expanded=expanded):
         if not hits:
             st.caption(t("no_hits", lang))
         top = max((scores.ranking_value(h) for h in hits), default=1.0) or 1.0
+        pct = percentiles(answer)
+        if hits:
+            st.caption(score_meaning.model_line(answer.search.embedding.model))
         for hit in hits:
-            _render_hit(hit, hit.rank in answer.citations, answer, top)
+            _render_hit(hit, hit.rank in answer.citations, answer, top, pct.get(hit.rank))
+            open_button(answer, hit, key=f"{key}_open_{hit.rank}")
+            st.divider()
 
 
-def _render_hit(hit: Hit, cited: bool, answer: Answer, top: float) -> None:
+def _render_hit(hit: Hit, cited: bool, answer: Answer, top: float,
+                percentile: float | None = None) -> None:
     lang = answer.lang
     mark = "★ " if cited else ""
     page = f" · {t('page', lang)} {hit.page}" if hit.page is not None else ""
@@ -73,10 +82,12 @@ def _render_hit(hit: Hit, cited: bool, answer: Answer, top: float) -> None:
     value = scores.ranking_value(hit)
     fraction = hit.score if kind == "cosine" else value / top
     number = f"{value:.3f}" if kind != "bm25" else f"{value:.2f}"
-    right.progress(max(0.0, min(1.0, fraction)), text=f"{scores.name(kind, lang)} {number}")
+    where = f" · {t('percentile', lang, p=percentile)}" if percentile is not None else ""
+    # the percentile ranks the cosine among all chunks: it goes beside the cosine
+    right.progress(max(0.0, min(1.0, fraction)),
+                   text=f"{scores.name(kind, lang)} {number}" + (where if kind == "cosine" else ""))
     line = scores.score_line(hit, answer.standalone_question, lang)
     if line:
-        st.caption(line)
+        st.caption(line.replace(f"{hit.score:.3f}", f"{hit.score:.3f}{where}", 1) if where else line)
     st.text(plain(hit.text))
     st.caption(f"{t('vector', lang)}: {vector_summary(hit.vector)}")
-    st.divider()

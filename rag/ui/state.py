@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -18,6 +19,7 @@ from rag.config import Settings, get_settings
 
 if TYPE_CHECKING:
     from rag.answer.answerer import Answerer
+    from rag.lens.nexttoken import NextTokenModel
     from rag.retrieve.searcher import Searcher
 
 
@@ -59,3 +61,17 @@ def _answerer(key: str, _settings: Settings) -> Answerer:
     from rag.answer.answerer import Answerer
 
     return Answerer(_settings, searcher=_searcher(key, _settings))
+
+
+def get_next_token_model(s: Settings | None = None) -> NextTokenModel:
+    """The process-wide Gemma 3 270M for the Next-token page (converted once, then memory-mapped)."""
+    s = s or settings()
+    return _next_token_model(str(s.lm_cache_dir.resolve()))
+
+
+@st.cache_resource(show_spinner="言語モデルを読み込み中…（初回のみ GGUF を変換、1 分ほど） / Loading the "
+                                "language model… (the first time converts the GGUF once, about a minute)")
+def _next_token_model(path: str) -> NextTokenModel:
+    from rag.lens.nexttoken import load_model
+
+    return load_model(Path(path))

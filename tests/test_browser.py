@@ -197,9 +197,10 @@ def open_sources(page: Page, message) -> None:
 
 
 def answer_block(page: Page, message):
-    """The answer's own text (the first Markdown block with a citation) in an assistant message."""
+    """The answer's own text (the first block with a citation) in an assistant message."""
     return page.wait_for(lambda: next(
-        (e for e in message.find_elements(page.By.CSS_SELECTOR, '[data-testid="stMarkdownContainer"]')
+        (e for e in message.find_elements(page.By.CSS_SELECTOR,
+                                          'div.rag-answer, [data-testid="stMarkdownContainer"]')
          if re.search(r"\[\d\]", e.text)), None), "the answer text")
 
 

@@ -86,7 +86,8 @@ def test_a_citation_opens_the_markdown_source_at_the_quoted_sentence(app_url: st
     page.wait_for(lambda: sentence.is_displayed() and sentence.rect["height"] > 0, "the sentence in view")
     shot(page, "citation-markdown.png", dialog)
     close_dialog(page)
-    # the same viewer from a source card
+    # the same viewer from a source card (the Sources section starts collapsed: open it)
+    harness.open_sources(page, page.all('[data-testid="stChatMessage"]')[-1])
     card_button = page.wait_for(lambda: next(b for b in page.all('[data-testid="stChatMessage"] button')
                                              if "open in document" in b.text), "a source card's button")
     page.click(card_button)

@@ -210,7 +210,7 @@ def test_hybrid_hits_show_their_keyword_scores(corpus: Path, local_model) -> Non
     open_tab(at, VIEWS[2][0]["ja"])
     table = at.dataframe[0].value
     assert list(table.columns)[:3] == ["rank", "fused score", "cosine"]
-    assert list(table.columns)[3:] == ["BM25", "source"]
+    assert list(table.columns)[3:] == ["percentile", "BM25", "source"]
     assert table["fused score"].tolist() == pytest.approx([round(h.fused_score, 4) for h in hits])
     assert table["BM25"].tolist() == [  # BM25 cannot match an English chunk to a Japanese question
         "other language" if not is_japanese(h.text) else

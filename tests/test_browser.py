@@ -58,17 +58,22 @@ def running_app(data: Path, **settings: str) -> Iterator[str]:
         stop_process(proc)
 
 
+def wait_for_first_start(url: str) -> None:
+    """Open the app once and wait until its background first-start ingest has finished."""
+    driver = make_driver()
+    try:
+        page = Page(driver, url)
+        page.wait_for(lambda: "First start" not in page.text() and "ファイル / files" in page.text(),
+                      "the first-start ingest to finish", timeout=600)
+    finally:
+        driver.quit()
+
+
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real app with the bundled corpus ingested (its background first-start ingest done)."""
     with running_app(tmp_path_factory.mktemp("browser-data")) as url:
-        driver = make_driver()
-        try:
-            page = Page(driver, url)
-            page.wait_for(lambda: "First start" not in page.text() and "ファイル / files" in page.text(),
-                          "the first-start ingest to finish", timeout=600)
-        finally:
-            driver.quit()
+        wait_for_first_start(url)
         yield url
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from rag.config import Settings, get_settings
-from rag.errors import RagError
 from rag.retrieve.options import SearchOptions
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -32,12 +31,38 @@ def command(name: str) -> Callable[[Handler], Handler]:
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.write(_printable(json.dumps(data, ensure_ascii=False, indent=2)) + "\n")
 
 
 def say(message: str) -> None:
     """A line for the person at the terminal (stderr, so stdout stays parseable)."""
-    sys.stderr.write(message + "\n")
+    sys.stderr.write(_printable(message) + "\n")
+
+
+def _printable(text: str) -> str:
+    """Secrets masked; bytes of a non-UTF-8 file name (lone surrogates) as `\\xNN`, not a crash."""
+    from rag.secrets import mask_text
+
+    text = mask_text(text)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
+_TEXT_ARGS = ("query", "question", "text")
+
+
+def _check_text_args(args: argparse.Namespace) -> None:
+    """A question typed in a terminal that does not send UTF-8 arrives as undecodable bytes."""
+    from rag.errors import QueryError
+
+    for name in _TEXT_ARGS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and any("\udc80" <= ch <= "\udcff" for ch in value):
+            raise QueryError(
+                f"The {name} is not UTF-8 text (the terminal sent another encoding).",
+                "Use a UTF-8 terminal or locale (e.g. `export LANG=C.UTF-8`) and type it again.",
+            )
 
 
 def add_retrieval_options(p: argparse.ArgumentParser) -> None:
@@ -106,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10, help="depth of the ranking scored (default 10)")
     p.add_argument("--max-questions", type=int, default=None, help="a seeded sample of this many")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    p.add_argument("--answers", action="store_true",
+                   help="also answer every question with the app's answerer: answer_contains, mean_answer_chars")
+    p.add_argument("--unanswerable", action="store_true",
+                   help="ask the file's questions against the main collection, which cannot answer them: "
+                        "share answered 'not found'")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("stats", help="collections, their models and sizes")
@@ -128,31 +158,33 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     as_json = getattr(args, "json", False)
+    settings: Settings | None = None
     try:
+        _check_text_args(args)
         settings = get_settings()
         return _COMMANDS[args.command](args, settings)
-    except RagError as exc:
-        if as_json:
-            emit_json({"error": str(exc), "kind": type(exc).__name__})
-        else:
-            say(f"error: {exc}")
-        return exc.exit_code
     except KeyboardInterrupt:
         say("interrupted")
         return 130
-    except Exception as exc:  # pydantic validation of settings, among others
+    except Exception as exc:  # pydantic validation of settings, failures from below, our own
         from pydantic import ValidationError
 
+        from rag.failures import explain
+
         if isinstance(exc, ValidationError):
-            message = "invalid settings: " + "; ".join(
+            message, kind, code = "invalid settings: " + "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
-            )
-            if as_json:
-                emit_json({"error": message, "kind": "ConfigError"})
-            else:
-                say(f"error: {message}")
-            return 1
-        raise
+            ), "ConfigError", 1
+        else:
+            error = explain(exc, settings)
+            if error is None:
+                raise
+            message, kind, code = str(error), type(error).__name__, error.exit_code
+        if as_json:
+            emit_json({"error": message, "kind": kind})
+        else:
+            say(f"error: {message}")
+        return code
 
 
 @command("ingest")
@@ -339,17 +371,19 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.k < 1 or (args.max_questions is not None and args.max_questions < 1):
         say("--k and --max-questions must be at least 1")
         return 1
+    if args.unanswerable:
+        return _eval_unanswerable(args, settings)
     with terminal_progress("eval", enabled=sys.stderr.isatty() or not args.json) as progress:
         report = evaluate(args.file, settings, mode=args.mode, k=args.k,
                           max_questions=args.max_questions, seed=args.seed,
-                          progress=progress)
+                          progress=progress, answers=args.answers)
     data = report.as_dict()
     if args.json:
         emit_json(data)
         return 0
     emb, lat = data["embedding"], data["latency_ms"]
     rows = [
-        ("file", str(args.file)), ("mode", data["mode"]),
+        ("file", _printable(str(args.file))), ("mode", data["mode"]),
         ("embedding", f"{emb['provider']} {emb['model']} ({emb['dims']} dims)"),
         ("collection", data["collection"]),
         ("questions", str(data["questions"])), ("documents", str(data["documents"])),
@@ -357,11 +391,44 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         ("recall@10", f"{data['recall@10']:.3f}"), ("MRR@10", f"{data['mrr@10']:.3f}"),
         ("latency p50", f"{lat['p50']:.1f} ms"), ("latency p95", f"{lat['p95']:.1f} ms"),
     ]
-    for name, value in rows:
-        sys.stdout.write(f"{name:<12} {value}\n")
+    if args.answers:
+        contains = data["answer_contains"]
+        rows += [
+            ("answers", f"{data['answer_mode']}, k={data['answer_k']}"),
+            ("answer_contains", "n/a (no gold answer strings)" if contains is None else f"{contains:.3f}"),
+            ("mean_answer_chars", f"{data['mean_answer_chars']:.0f}"),
+            ("answered", f"{data['answered']:.3f}"), ("cites_gold", f"{data['cites_gold']:.3f}"),
+        ]
+    _table(rows)
     for source in data.get("missing_sources", []):
         say(f"warning: {source} is not in the collection; its questions count as misses")
     return 0
+
+
+def _eval_unanswerable(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.eval_answers import evaluate_unanswerable
+    from rag.progress import terminal_progress
+
+    with terminal_progress("eval", enabled=sys.stderr.isatty() or not args.json) as progress:
+        report = evaluate_unanswerable(args.file, settings, mode=args.mode,
+                                       max_questions=args.max_questions, seed=args.seed,
+                                       progress=progress)
+    data = report.as_dict()
+    if args.json:
+        emit_json(data)
+        return 0
+    _table([("file", str(args.file)), ("asked of", data["collection"]), ("mode", data["mode"]),
+            ("questions", str(data["questions"])), ("not_found", f"{data['not_found']:.3f}"),
+            ("mean_answer_chars", f"{data['mean_answer_chars']:.0f}")])
+    for example in data["answered_examples"]:
+        say(f"answered anyway: {example['question']} -> {example['answer'][:120]}")
+    return 0
+
+
+def _table(rows: list[tuple[str, str]]) -> None:
+    width = max(len(name) for name, _ in rows) + 1
+    for name, value in rows:
+        sys.stdout.write(f"{name:<{width}} {value}\n")
 
 
 
@@ -419,7 +486,7 @@ def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         emit_json(report.as_dict())
     else:
-        sys.stdout.write(render(report) + "\n")
+        sys.stdout.write(_printable(render(report)) + "\n")
     return 0 if report.healthy else 1
 
 

@@ -7,12 +7,17 @@ shells (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, `CHROMA_HOST`) and `RAG_*` for our 
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag.secrets import install_log_masking, mask_url, register, secrets_of
+
+__all__ = ["Settings", "get_settings", "mask_url"]
 
 EmbeddingProviderName = Literal["auto", "openai", "local", "use", "e5"]
 LocalModelName = Literal["use", "e5"]
@@ -53,6 +58,13 @@ class Settings(BaseSettings):
     openai_batch_size: int = Field(512, ge=1, le=2048, description="Inputs per embedding request.")
 
     answer_mode: AnswerModeName = "auto"
+    answer_abstain: bool = Field(
+        True, description="Extractive mode says 'not in the documents' when the evidence is weak."
+    )
+    answer_min_cosine: float | None = Field(
+        None, ge=-1, le=1,
+        description="Override the embedding model's calibrated best-hit cosine for answering.",
+    )
     llm_model: str = "gpt-4o-mini"
     llm_temperature: float = Field(0.2, ge=0, le=2)
     llm_logprobs: bool = Field(True, description="Ask the chat server for token logprobs (debug panel).")
@@ -103,6 +115,22 @@ class Settings(BaseSettings):
         """An exported-but-empty variable means "not set", as it does in most tools."""
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("openai_api_key", mode="before")
+    @classmethod
+    def _key_is_plain_text(cls, value: object) -> object:
+        """A key pasted with a zero-width space or a smart quote would fail deep inside httpx
+        (headers are ASCII); say so here, where the fix is obvious, without echoing the key."""
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        for position, ch in enumerate(value, start=1):
+            if not ch.isascii() or not ch.isprintable() or ch.isspace():
+                raise ValueError(
+                    f"contains {unicodedata.name(ch, 'an invisible character')} (U+{ord(ch):04X}) "
+                    f"at character {position}: paste the key again as plain text"
+                )
+        return value
+
     @field_validator("chunk_overlap")
     @classmethod
     def _overlap_below_size(cls, value: int, info) -> int:
@@ -147,19 +175,10 @@ class Settings(BaseSettings):
         return shown
 
 
-def mask_url(url: str | None) -> str | None:
-    """The URL without a `user:password@` part (some proxies put credentials in OPENAI_BASE_URL)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
-
-
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The settings in force, read once per process."""
-    return Settings()
+    """The settings in force, read once per process; their secrets are masked from here on."""
+    settings = Settings()
+    register(secrets_of(settings))
+    install_log_masking()
+    return settings

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import logging
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rag.config import Settings
@@ -54,13 +55,26 @@ class Diagnosis:
 def diagnose(settings: Settings) -> Diagnosis:
     """Run every check; never raises for a problem it can describe."""
     report = Diagnosis(settings=settings.masked())
-    info = _embedding(settings, report)
-    _llm(settings, report)
-    _store(settings, report, info)
-    _ingest_lock(settings, report)
+    info = _guarded("embedding", settings, report, lambda: _embedding(settings, report))
+    _guarded("llm", settings, report, lambda: _llm(settings, report))
+    _guarded("store", settings, report, lambda: _store(settings, report, info))
+    _guarded("ingest lock", settings, report, lambda: _ingest_lock(settings, report))
     if info is not None:
-        _provider(settings, report, info)
+        _guarded("provider", settings, report, lambda: _provider(settings, report, info))
     return report
+
+
+def _guarded(name: str, settings: Settings, report: Diagnosis, check: Any) -> Any:
+    """Run one check; a failure it did not foresee (a damaged state file) becomes a failed check."""
+    from rag.failures import explain
+
+    try:
+        return check()
+    except Exception as exc:
+        error = explain(exc, settings)
+        message = error.problem if error is not None else f"{type(exc).__name__}: {exc}"
+        report.checks.append(Check(name, False, message, _fix_of(error or exc)))
+        return None
 
 
 def _embedding(settings: Settings, report: Diagnosis) -> Any:
@@ -150,6 +164,31 @@ def _store(settings: Settings, report: Diagnosis, info: Any) -> None:
         "collection", True,
         f"{current.name}: {current.count} chunks, {current.dims} dims = model's {info.dims}"))
     report.checks.append(_records_match(settings, info, current.count))
+    if settings.state_db.exists():
+        report.checks.append(_one_identity(settings, info))
+
+
+def _one_identity(settings: Settings, info: Any) -> Check:
+    """No file recorded twice under two spellings (`en/a.md` and `../en/a.md`, a symlink)."""
+    from rag.ingest.paths import path_key, real
+    from rag.state import Manifest, StateDB
+
+    state = StateDB(settings.state_db)
+    try:
+        paths = [r.path for r in Manifest(info.collection_name, state).all()]
+    finally:
+        state.close()
+    spellings: dict[str, list[str]] = {}
+    for path in paths:
+        spellings.setdefault(path_key(real(Path(path))), []).append(path)
+    doubled = [names for names in spellings.values() if len(names) > 1]
+    if doubled:
+        return Check(
+            "one identity per file", False,
+            f"{len(doubled)} files are stored more than once under different spellings "
+            f"(e.g. {' and '.join(doubled[0][:2])})",
+            "Run `rag ingest` on their folder again: it keeps one copy, under the real path.")
+    return Check("one identity per file", True, f"{len(paths)} files, each stored once")
 
 
 def _records_match(settings: Settings, info: Any, count: int) -> Check:

@@ -353,5 +353,8 @@ def translate_openai_error(exc: Exception, settings: Settings) -> Exception:
 
 
 def _short(exc: Exception) -> str:
-    text = str(exc)
+    """The start of a server's error body, masked: some servers repeat the key they were sent."""
+    from rag.secrets import mask_text
+
+    text = mask_text(str(exc))
     return text if len(text) < 200 else text[:200] + "…"

@@ -57,3 +57,11 @@ class EmptyStoreError(RagError):
 
 class InputError(RagError):
     """The text or option given cannot be used as it is (empty, too long, out of range)."""
+
+
+class QueryError(InputError):
+    """A question or search option that cannot be used (empty, not UTF-8, k out of range)."""
+
+
+class StateError(RagError):
+    """The SQLite state file (records, manifest, embedding cache) is damaged or unreadable."""

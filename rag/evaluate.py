@@ -27,6 +27,7 @@ from rag import store
 from rag.config import RetrievalModeName, Settings
 from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import EmptyStoreError, LoadError
+from rag.eval_answers import AnswerStats, answer_all
 from rag.progress import Progress, ProgressFn
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class Question:
     text: str
     gold: str
     """The gold document's `source` (paragraph key for SQuAD, file path for JSONL)."""
+    answers: tuple[str, ...] = ()
+    """Gold answer strings (SQuAD files carry them; JSONL does not)."""
 
 
 @dataclass
@@ -65,6 +68,8 @@ class EvalReport:
     collection: str
     embed_questions_s: float = 0.0
     missing_sources: list[str] = field(default_factory=list)
+    answers: AnswerStats | None = None
+    """With `answers=True`: how the app's answerer did on the same questions."""
 
     def recall(self, at: int) -> float:
         return sum(1 for r in self.ranks if r is not None and r <= at) / max(len(self.ranks), 1)
@@ -91,6 +96,8 @@ class EvalReport:
         }
         if self.missing_sources:
             out["missing_sources"] = self.missing_sources
+        if self.answers is not None:
+            out.update(self.answers.as_dict())
         return out
 
 
@@ -102,6 +109,11 @@ def load(path: Path) -> Dataset:
         raw = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise LoadError(f"Cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise LoadError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}).",
+            "Save it as UTF-8 (e.g. `iconv -f SHIFT_JIS -t UTF-8 in.json > out.json`).",
+        ) from None
     try:
         data = json.loads(raw)
     except json.JSONDecodeError:
@@ -132,8 +144,10 @@ def _squad(data: dict[str, Any]) -> Dataset:
             docs.append((source, document_text(str(para.get("context", "")))))
             for qa in para.get("qas", []):
                 text = str(qa.get("question", "")).strip()
+                golds = tuple(str(a.get("text", "")) for a in qa.get("answers") or []
+                              if isinstance(a, dict) and str(a.get("text", "")).strip())
                 if text:
-                    questions.append(Question(text, source))
+                    questions.append(Question(text, source, golds))
     if not docs or not questions:
         raise LoadError("The SQuAD file has no paragraphs with questions.")
     digest = hashlib.blake2b(
@@ -238,7 +252,10 @@ def evaluate(
     max_questions: int | None = None,
     seed: int = 0,
     progress: ProgressFn | None = None,
+    answers: bool = False,
 ) -> EvalReport:
+    """Retrieval metrics of the file's questions; with `answers`, also the answer metrics of
+    `rag.eval_answers` (retrieval at the default k, then the app's answerer)."""
     from rag.retrieve.searcher import Searcher
 
     mode = mode or settings.retrieval_mode
@@ -294,8 +311,12 @@ def evaluate(
         if progress and (done % 25 == 0 or done == len(questions)):
             progress(Progress("searching", done, len(questions)))
     ranks = [r if r is not None and r <= k else None for r in ranks]
+    stats = None
+    if answers:
+        stats = answer_all(settings, searcher, questions, mode=mode, exact=dataset.kind == "squad",
+                           progress=progress)
     return EvalReport(mode, len(questions), documents, k, ranks, latencies, base,
-                      info.collection_name, embed_s, missing)
+                      info.collection_name, embed_s, missing, stats)
 
 
 def _collection_sources(collection) -> set[str]:

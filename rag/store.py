@@ -99,6 +99,10 @@ def collection(settings: Settings, info: EmbeddingInfo, *, create: bool = True) 
     except StoreError:
         raise
     except Exception as exc:
+        from rag.failures import explain
+
+        if isinstance(known := explain(exc, settings), StoreError):  # the server went away
+            raise known from None
         if not create and "does not exist" in str(exc).lower():
             raise StoreError(f"Nothing ingested with {info.model} yet.", "Run `rag ingest PATH`.") from None
         raise StoreError(f"Chroma failed to open collection {name}: {exc}") from None

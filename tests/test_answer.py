@@ -14,9 +14,9 @@ from rag.answer.answerer import (
     Answerer,
     TokenLogprob,
     parse_citations,
-    split_sentences,
 )
 from rag.answer.llm import SYSTEM_PROMPT, resolve_llm
+from rag.answer.sentences import split_sentences
 from rag.cli import main
 from rag.config import get_settings
 from rag.errors import ConfigError, EmptyStoreError, ProviderError
@@ -58,10 +58,10 @@ def test_split_sentences_japanese_english_and_markdown() -> None:
     text = ("# 見出し\n吾輩は猫である。名前はまだ無い！本当にそうか？ Cosine is an angle. It is fast!\n"
             "- list item here.\n短い\n■ 見出しのような行\n")
     split = split_sentences(text)
-    assert [s for _, s in split] == ["吾輩は猫である。", "名前はまだ無い！", "本当にそうか？",
-                                     "Cosine is an angle.", "It is fast!", "list item here."]
-    for offset, sentence in split[:5]:  # offsets point at the sentence in the chunk
-        assert text[offset:].lstrip().startswith(sentence)
+    assert [s.text for s in split] == ["吾輩は猫である。", "名前はまだ無い！", "本当にそうか？",
+                                       "Cosine is an angle.", "It is fast!", "list item here."]
+    for sentence in split[:5]:  # offsets point at the sentence in the chunk
+        assert text[sentence.offset:].lstrip().startswith(sentence.text)
 
 
 def test_parse_citations_order_ranges_and_validity() -> None:

@@ -145,3 +145,18 @@ def test_uploads_are_sanitised_checked_and_ingested(settings, local_model) -> No
     uploaded = settings.data_dir / "uploads" / "猫.txt"
     assert uploaded.is_file()
     assert sorted(p.name for p in (settings.data_dir / "uploads").iterdir()) == ["猫.txt"]
+
+
+def test_not_in_the_documents_says_why_and_still_shows_the_nearest_chunks(
+    corpus: Path, local_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = start(monkeypatch, corpus)
+    at.chat_input[0].set_value("富士山の高さは何メートルですか？").run()
+    assert not at.exception and not at.error
+    reply = assistant(at)
+    notice = "\n".join(i.value for i in reply.info)
+    assert notice.startswith("資料には該当する情報が見つかりませんでした。") and "類似度" in notice
+    assert at.session_state["messages"][-1]["answer"].not_found
+    shown = "\n".join(m.value for m in reply.markdown)
+    assert "ja/" in shown or "cosine.md" in shown  # the nearest chunks, listed below
+    assert "★" not in shown  # none of them is cited

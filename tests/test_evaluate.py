@@ -12,6 +12,7 @@ from rag.cli import main
 from rag.config import get_settings
 from rag.embeddings import resolve
 from rag.errors import LoadError
+from rag.eval_answers import contains_gold
 from rag.evaluate import (
     Question,
     ensure_collection,
@@ -173,3 +174,79 @@ def test_cli_eval_table(squad_file: Path, local_model, capsys: pytest.CaptureFix
 def test_cli_eval_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(tmp_path / "nope.json"), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["kind"] == "LoadError"
+
+
+# -- answers end to end (`--answers`, `--unanswerable`) -------------------------------------------
+
+ANSWERED = {
+    "data": [
+        {"title": "Garden", "paragraphs": [
+            {"context": "Garden [SEP] The cherry orchard blooms in spring. Its fruit is picked in June.",
+             "qas": [{"question": "When does the cherry orchard bloom?", "id": "a0",
+                      "answers": [{"text": "in spring", "answer_start": 38}]}]},
+            {"context": "Garden [SEP] 吾輩は猫である。名前はまだ無い。猫は縁側で眠る。",
+             "qas": [{"question": "猫の名前は何ですか？", "id": "a1",
+                      "answers": [{"text": "名前はまだ 無い", "answer_start": 0}]}]},
+        ]},
+    ]
+}
+
+
+def test_contains_gold_normalises_width_case_and_spaces() -> None:
+    assert contains_gold("答えは ＡＢＣ １２３ です[1]。", ["abc123"])
+    assert contains_gold("名前はまだ無い[1]。", ["名前はまだ 無い"])
+    assert not contains_gold("名前はある[1]。", ["名前はまだ無い"])
+    assert not contains_gold("anything", ["", "  "])
+
+
+def test_answers_run_the_apps_answerer_end_to_end(tmp_path: Path, local_model) -> None:
+    path = tmp_path / "answered.json"
+    path.write_text(json.dumps(ANSWERED, ensure_ascii=False), encoding="utf-8")
+    report = evaluate(path, get_settings(), answers=True)
+    assert load(path).questions[1].answers == ("名前はまだ 無い",)
+    data = report.as_dict()
+    assert data["answer_contains"] == 1.0 and data["answered"] == 1.0 and data["cites_gold"] == 1.0
+    assert data["answer_mode"] == "extractive" and data["answer_k"] == get_settings().top_k
+    # the same answers the app gives, over the eval collection
+    from rag.answer.answerer import Answerer
+    from rag.retrieve.searcher import Searcher
+
+    info = eval_info(resolve(get_settings()), load(path).digest)
+    answerer = Answerer(get_settings(), searcher=Searcher(get_settings(), info))
+    texts = [answerer.answer(q.text).text for q in load(path).questions]
+    assert "in spring" in texts[0] and "名前はまだ無い" in texts[1]
+    assert data["mean_answer_chars"] == pytest.approx(sum(map(len, texts)) / 2, abs=0.05)
+    assert report.answers is not None and "answer_contains" not in evaluate(path, get_settings()).as_dict()
+
+
+def test_answers_on_jsonl_have_no_gold_strings(corpus: Path, tmp_path: Path, local_model) -> None:
+    Ingestor(get_settings()).ingest([corpus])
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"question": "寿司はどこで広まりましたか？", "source": "ja/sushi_eucjp.txt"},
+                             ensure_ascii=False) + "\n", encoding="utf-8")
+    data = evaluate(qa, get_settings(), answers=True).as_dict()
+    assert data["answer_contains"] is None and data["answered"] == 1.0 and data["cites_gold"] == 1.0
+
+
+def test_cli_answers_and_unanswerable(corpus: Path, tmp_path: Path, local_model,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "answered.json"
+    path.write_text(json.dumps(ANSWERED, ensure_ascii=False), encoding="utf-8")
+    assert main(["eval", str(path), "--answers"]) == 0
+    out = capsys.readouterr().out
+    assert "answer_contains    1.000" in out and "mean_answer_chars" in out
+    assert main(["eval", str(path), "--answers", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"answer_contains", "mean_answer_chars", "answered", "cites_gold"} <= set(data)
+
+    assert main(["eval", str(path), "--unanswerable"]) == 1  # nothing ingested yet: says what to do
+    assert "rag ingest" in capsys.readouterr().err
+    Ingestor(get_settings()).ingest([corpus])
+    off_topic = tmp_path / "off-topic.json"
+    off_topic.write_text(json.dumps({"data": [{"title": "x", "paragraphs": [{
+        "context": "x", "qas": [{"question": q, "id": str(i), "answers": []} for i, q in enumerate(
+            ["Who won the 2022 FIFA World Cup?", "富士山の高さは何メートルですか？", "asdfghjkl"])]}]}]},
+        ensure_ascii=False), encoding="utf-8")
+    assert main(["eval", str(off_topic), "--unanswerable", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["questions"] == 3 and data["not_found"] == 1.0 and data["answered_examples"] == []

@@ -110,3 +110,44 @@ def test_hostile_named_upload_is_ingested_and_searchable(tmp_path: Path, setting
     assert Path(got["metadatas"][0]["path"]).parent == uploads_dir(settings).absolute()
     assert files_outside(tmp_path, settings.data_dir) == before
     assert not Path("/etc/寿司.txt").exists()
+
+
+def _sources_and_texts(settings) -> list[tuple[str, str]]:
+    got = store.collection(settings, resolve(settings)).get(include=["metadatas", "documents"])
+    return sorted((m["source"], d) for m, d in zip(got["metadatas"], got["documents"], strict=True))
+
+
+def test_names_that_sanitise_alike_stay_two_documents(settings, local_model) -> None:
+    first, _ = ingest_uploads(settings, [("議事録 (1).md", "# 第1回\n\n予算を承認した。".encode())])
+    second, _ = ingest_uploads(settings, [("議事録_1_.md", "# 第2回\n\n人事を決めた。".encode())])
+    assert first is not None and second is not None
+    assert second.deleted == 0 and second.added == 1
+    assert _sources_and_texts(settings) == [
+        ("議事録_1-2.md", "# 第2回\n\n人事を決めた。"), ("議事録_1.md", "# 第1回\n\n予算を承認した。")]
+
+
+def test_two_files_of_one_name_in_one_upload_are_both_kept(settings, local_model) -> None:
+    report, _ = ingest_uploads(settings, [
+        ("README.md", b"# Alpha\n\nThe alpha project ships in May."),
+        ("README.md", b"# Beta\n\nThe beta project ships in June."),
+        ("README.md", b"# Beta\n\nThe beta project ships in June."),  # the very same file again
+    ])
+    assert report is not None and report.deleted == 0
+    assert [s for s, _ in _sources_and_texts(settings)] == ["README-2.md", "README.md"]
+
+
+def test_the_same_name_again_updates_its_document(settings, local_model) -> None:
+    ingest_uploads(settings, [("議事録 (1).md", "予算を承認した。".encode()),
+                              ("メモ.md", "別の文書。".encode())])
+    report, _ = ingest_uploads(settings, [("議事録 (1).md", "予算を否決した。".encode())])
+    assert report is not None and report.deleted == 1
+    assert _sources_and_texts(settings) == [("メモ.md", "別の文書。"), ("議事録_1.md", "予算を否決した。")]
+
+
+def test_uploads_from_before_the_names_file_keep_their_identity(settings, local_model) -> None:
+    folder = uploads_dir(settings)
+    folder.mkdir(parents=True)
+    (folder / "notes.md").write_text("older upload", encoding="utf-8")  # saved by an older version
+    saved, _ = save_uploads(settings, [("notes!.md", b"a different file"), ("notes.md", b"new version")])
+    assert [p.name for p in saved] == ["notes-2.md", "notes.md"]
+    assert (folder / "notes.md").read_bytes() == b"new version"

@@ -3,8 +3,9 @@
 One interface for the UI and the CLI: `Answerer.stream(...)` yields text pieces as they come and
 then the final `Answer`; `Answerer.answer(...)` returns just the `Answer`. Modes:
 `llm` (a chat model through `rag.answer.llm`, follow-ups rewritten into standalone questions first) and
-`extractive` (the retrieved chunks' sentences that best match the question, scored with the same
-embedder, in document order with [n] citations). Retrieved text is only ever data: extractive mode
+`extractive` (the retrieved chunks' sentences with the best evidence, `rag.answer.extractive`, in
+reading order with [n] citations, or "not in the documents" when `rag.answer.evidence` finds the
+evidence too weak for this embedding model). Retrieved text is only ever data: extractive mode
 never interprets it, and the LLM prompt marks it as such. Retrieval lives in `rag.retrieve.searcher`.
 """
 
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from rag.answer import extractive
+from rag.answer.evidence import Evidence, calibration_for
 from rag.answer.llm import ChatLLM, LLMInfo, Piece, answer_messages, resolve_llm
 from rag.config import Settings
 from rag.lang import lang_of
@@ -25,16 +28,7 @@ from rag.retrieve.hits import Hit, SearchResult
 from rag.retrieve.options import SearchOptions
 from rag.retrieve.searcher import Searcher
 
-MAX_SENTENCES = 3
-RELATIVE_FLOOR = 0.85
-"""Extractive mode keeps sentences scoring at least this fraction of the best sentence's score."""
-MIN_SENTENCE_CHARS = 6
-SHORT_LINE_CHARS = 20
-
-_SENTENCE_END = re.compile(r"(?<=[。！？])|(?<=[.!?])(?=\s)|\n+")
 _STOPS = "。！？.!?"
-_HEADING_MARKS = ("#", "|", "```", "■", "□", "●", "◆", "◇", "【", "===", "---")
-_LIST_MARK = re.compile(r"^\s*(?:[-*+•・]|\d+[.)])\s+")
 _CITATION = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 
 EXTRACTIVE_LABEL = {
@@ -72,6 +66,8 @@ class Answer:
     logprobs: list[TokenLogprob] | None
     """llm mode, when the server returned them."""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    not_found: bool = False
+    """The answerer declined: the documents do not hold the answer (the text says why)."""
 
     @property
     def lang(self) -> str:
@@ -92,6 +88,7 @@ class Answer:
             "sources": [h.as_dict() for h in self.search.hits],
             "embedding": self.search.embedding.as_dict(),
             "llm": self.llm,
+            "not_found": self.not_found,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
 
@@ -107,40 +104,22 @@ def parse_citations(text: str, valid: Sequence[int] | None = None) -> list[int]:
     return seen
 
 
+def cited_pieces(chosen: Sequence[extractive.Candidate]) -> list[str]:
+    """The chosen sentences, each cited, as the pieces an extractive answer streams."""
+    pieces: list[str] = []
+    for i, cand in enumerate(chosen):
+        piece = cite(cand.text, cand.hit.rank)
+        if i and not (lang_of(chosen[i - 1].text) == lang_of(cand.text) == "ja"):
+            piece = " " + piece  # Japanese sentences follow each other without a space
+        pieces.append(piece)
+    return pieces
+
+
 def cite(sentence: str, n: int) -> str:
     """The sentence with its citation before the final stop: `…です[1]。`, `… ranking [4].`"""
     body, stop = (sentence[:-1], sentence[-1]) if sentence[-1] in _STOPS else (sentence, "")
     space = "" if lang_of(body[-1:]) == "ja" else " "
     return f"{body}{space}[{n}]{stop}"
-
-
-def split_sentences(text: str) -> list[tuple[int, str]]:
-    """(offset, sentence) pairs: Japanese 。！？, English . ! ? before a space, and line breaks.
-
-    Headings, title-like lines and table rows are dropped (they name a topic, they do not
-    answer), list markers are stripped, and fragments too short to say anything are skipped.
-    """
-    out: list[tuple[int, str]] = []
-    pos = 0
-    for part in _SENTENCE_END.split(text):
-        start = text.find(part, pos) if part else pos
-        pos = start + len(part)
-        line = part.strip()
-        if not line or line.startswith(_HEADING_MARKS):
-            continue
-        line = _LIST_MARK.sub("", line).strip()
-        if len(line) < MIN_SENTENCE_CHARS or (line[-1] not in _STOPS and len(line) < SHORT_LINE_CHARS):
-            continue  # too short to say anything, or a title-like line without a full stop
-        out.append((start, line))
-    return out
-
-
-@dataclass
-class _Candidate:
-    hit: Hit
-    offset: int
-    text: str
-    score: float = 0.0
 
 
 class Answerer:
@@ -194,6 +173,7 @@ class Answerer:
             question=question, standalone_question=standalone, text=text, mode=self.info.mode,
             citations=citations, search=result, llm=self.info.model if self.llm else None,
             logprobs=logprobs, timings_ms=timings,
+            not_found=text.startswith(NO_ANSWER[lang_of(question)]),
         )
 
     def _generate(
@@ -218,49 +198,70 @@ class Answerer:
         return "".join(parts), logprobs
 
     def _extractive(self, question: str, result: SearchResult) -> Generator[str, None, str]:
-        """The best few sentences of the retrieved chunks, cited, in document order."""
-        chosen = self.pick_sentences(result)
-        if not chosen:
-            text = NO_ANSWER[lang_of(question)]
+        """The best few sentences of the retrieved chunks, cited, in reading order; or, when the
+        evidence is weak for this model, "not in the documents" and why."""
+        lang = lang_of(question)
+        terms = extractive.question_terms(question, self._idf())
+        evidence = self.evidence(result, terms)
+        if result.hits and not evidence.enough:  # decided before any sentence is embedded
+            text = NO_ANSWER[lang] + ("" if lang == "ja" else " ") + evidence.why_not(lang)
             yield text
             return text
-        pieces: list[str] = []
-        for i, cand in enumerate(chosen):
-            piece = cite(cand.text, cand.hit.rank)
-            if i and not (lang_of(chosen[i - 1].text) == lang_of(cand.text) == "ja"):
-                piece = " " + piece  # Japanese sentences follow each other without a space
-            pieces.append(piece)
-            yield piece
+        features = self.sentence_features(question, result, terms, evidence)
+        chosen = extractive.choose(features.scored()) if features.candidates else []
+        if not chosen:
+            text = NO_ANSWER[lang]
+            yield text
+            return text
+        pieces = cited_pieces(chosen)
+        yield from pieces
         return "".join(pieces)
 
-    def pick_sentences(self, result: SearchResult) -> list[_Candidate]:
-        """Score every sentence of every hit against the query vector, in one embedding call."""
-        candidates: list[_Candidate] = []
-        seen: set[str] = set()
-        for hit in result.hits:  # best hit first, so a sentence repeated by overlap cites it
-            for offset, sentence in split_sentences(hit.text):
-                key = " ".join(sentence.split())
-                if key not in seen:
-                    seen.add(key)
-                    candidates.append(_Candidate(hit, offset, sentence))
-        if not candidates:
-            return []
-        vectors = np.asarray(self.searcher.embeddings.embed_documents([c.text for c in candidates]))
-        query = np.asarray(result.query_vector)
-        norms = np.linalg.norm(vectors, axis=1) * (np.linalg.norm(query) or 1.0)
-        scores = vectors @ query / np.where(norms == 0, 1.0, norms)
-        for cand, score in zip(candidates, scores, strict=True):
-            cand.score = float(score)
-        best = max(c.score for c in candidates)
-        if best <= 0:
-            return []
-        ranked = sorted(candidates, key=lambda c: -c.score)
-        chosen = [c for c in ranked[:MAX_SENTENCES] if c.score >= best * RELATIVE_FLOOR]
-        first_rank: dict[str, int] = {}
-        for hit in result.hits:
-            first_rank.setdefault(hit.source, hit.rank)
-        return sorted(chosen, key=lambda c: (first_rank[c.hit.source],
-                                             int(c.hit.metadata.get("start", 0)) + c.offset))
+    def sentence_features(
+        self, question: str, result: SearchResult,
+        terms: extractive.Terms | None = None, evidence: Evidence | None = None,
+    ) -> SentenceFeatures:
+        """Every candidate sentence of the hits with its cosine to the query (one embedding call),
+        the question's terms, and the evidence for answering at all."""
+        terms = terms or extractive.question_terms(question, self._idf())
+        evidence = evidence or self.evidence(result, terms)
+        cands = extractive.candidates(result.hits)
+        cosines = np.zeros(len(cands))
+        if cands:
+            vectors = np.asarray(self.searcher.embeddings.embed_documents([c.text for c in cands]))
+            query = np.asarray(result.query_vector)
+            norms = np.linalg.norm(vectors, axis=1) * (np.linalg.norm(query) or 1.0)
+            cosines = vectors @ query / np.where(norms == 0, 1.0, norms)
+        extractive.measure(question, cands, cosines, terms)
+        return SentenceFeatures(question, cands, terms, evidence)
+
+    def evidence(self, result: SearchResult, terms: extractive.Terms | None = None) -> Evidence:
+        """The evidence that the hits hold an answer: best cosine and best term coverage."""
+        if terms is None:
+            terms = extractive.question_terms(result.query, self._idf())
+        hits = result.hits
+        return Evidence(
+            cosine=max((h.score for h in hits), default=0.0),
+            coverage=max((terms.coverage(h.text) for h in hits), default=0.0),
+            calibration=calibration_for(self.settings, self.searcher.info.model),
+        )
+
+    def _idf(self) -> Callable[[str], float]:
+        from rag.retrieve import bm25
+
+        return bm25.index_for(self.settings, self.searcher.collection).idf_of
+
+
+@dataclass
+class SentenceFeatures:
+    question: str
+    candidates: list[extractive.Candidate]
+    """Measured, not yet scored."""
+    terms: extractive.Terms
+    evidence: Evidence
+
+    def scored(self, weights: extractive.Weights = extractive.DEFAULT_WEIGHTS) -> list[extractive.Candidate]:
+        return extractive.score(self.candidates, weights)
 
 
 def _token_logprob(entry: dict[str, Any]) -> TokenLogprob:

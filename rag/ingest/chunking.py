@@ -11,6 +11,7 @@ from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from rag.tokens import count_tokens
+from rag.visible import has_visible_text
 
 SEPARATORS = [
     "\n\n",
@@ -46,7 +47,8 @@ def split_documents(docs: list[Document], chunk_size: int, chunk_overlap: int) -
     """Chunks of one file, numbered in order, with offsets into the file and token counts.
 
     `start` is the chunk's character offset in the decoded file (or PDF page), so a citation can
-    point at the exact place; `chunk` numbers the chunks of the whole file from 0.
+    point at the exact place; `chunk` numbers the chunks of the whole file from 0. A piece with no
+    visible character (zero-width spaces, joiners, BOMs) is dropped: it would match every query.
     """
     splitter = make_splitter(chunk_size, chunk_overlap)
     chunks: list[Document] = []
@@ -54,6 +56,8 @@ def split_documents(docs: list[Document], chunk_size: int, chunk_overlap: int) -
         base = int(doc.metadata.get("start", 0))
         cursor = 0
         for text in splitter.split_text(doc.page_content):
+            if not has_visible_text(text):  # a run of zero-width spaces is not a chunk
+                continue
             offset = _locate(doc.page_content, text, cursor)
             cursor = offset + 1
             meta = dict(doc.metadata)

@@ -18,6 +18,8 @@ from pathlib import Path
 from langchain_core.documents import Document
 
 from rag.errors import LoadError
+from rag.ingest.paths import inside, path_key, readable, real
+from rag.visible import has_visible_text
 
 SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf"})
 _CANDIDATE_ENCODINGS = ("utf-8", "cp932", "euc_jp")
@@ -28,16 +30,24 @@ _MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 
 @dataclass(frozen=True)
 class FoundFile:
-    """A file to ingest and the root it was found under (sources are shown relative to it)."""
+    """A file to ingest and the root it was found under, both as real paths (`rag.ingest.paths`).
+
+    `key` is the file's one identity in the store and the manifest; `source` is what results
+    show: its path relative to the root, readable even when the name is not UTF-8.
+    """
 
     path: Path
     root: Path
 
     @property
+    def key(self) -> str:
+        return path_key(self.path)
+
+    @property
     def source(self) -> str:
-        if self.root.is_file() or self.path == self.root:
-            return self.path.name
-        return self.path.relative_to(self.root).as_posix()
+        if self.path == self.root:
+            return readable(self.path.name)
+        return readable(self.path.relative_to(self.root).as_posix())
 
 
 @dataclass(frozen=True)
@@ -45,24 +55,35 @@ class Skipped:
     path: Path
     reason: str
 
+    @property
+    def shown(self) -> str:
+        return readable(self.path)
+
 
 def discover(roots: list[Path]) -> Iterator[FoundFile | Skipped]:
     """Walk the given files and folders: supported files in a stable order, others as `Skipped`.
 
-    Hidden files and folders are skipped, symlinked folders are followed once (a loop is visited
-    only the first time its real path is seen), and a file reached twice is yielded once.
+    Every path is resolved to its real path first, so a folder named two ways or through a
+    symlink yields the same files. Hidden files and folders are skipped; symlinks are followed
+    while they stay inside the root (a loop is visited once), and one pointing outside it is
+    skipped with the reason; a file reached twice is yielded once.
     """
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[Path] = set()
-    for root in roots:
-        root = root.absolute()
+    for given in roots:
+        root = real(given)
         if not root.exists():
-            yield Skipped(root, "no such file or folder")
+            yield Skipped(given.absolute(), "no such file or folder")
             continue
         if root.is_file():
             yield from _one_file(root, root, seen_files)
             continue
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            here = real(Path(dirpath))
+            if not inside(here, root):
+                dirnames[:] = []
+                yield Skipped(Path(dirpath), _OUTSIDE.format(kind="folder", root=readable(root)))
+                continue
             stat = os.stat(dirpath)
             if (stat.st_dev, stat.st_ino) in seen_dirs:
                 dirnames[:] = []
@@ -74,17 +95,24 @@ def discover(roots: list[Path]) -> Iterator[FoundFile | Skipped]:
                     yield from _one_file(Path(dirpath) / name, root, seen_files)
 
 
+_OUTSIDE = ("symlink to a {kind} outside {root}, not followed (ingest its target directly "
+            "if you want it)")
+
+
 def _one_file(path: Path, root: Path, seen: set[Path]) -> Iterator[FoundFile | Skipped]:
-    real = path.resolve()
-    if real in seen:
+    target = real(path)
+    if not inside(target, root):
+        yield Skipped(path, _OUTSIDE.format(kind="file", root=readable(root)))
         return
-    seen.add(real)
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        yield Skipped(path, f"unsupported type {path.suffix or '(no extension)'}")
-    elif not path.is_file():
+    if target in seen:
+        return
+    seen.add(target)
+    if target.suffix.lower() not in SUPPORTED_SUFFIXES:
+        yield Skipped(path, f"unsupported type {target.suffix or '(no extension)'}")
+    elif not target.is_file():
         yield Skipped(path, "not a regular file")
     else:
-        yield FoundFile(path, root)
+        yield FoundFile(target, root)
 
 
 def decode_text(data: bytes) -> tuple[str, str]:
@@ -190,11 +218,11 @@ def load(found: FoundFile, data: bytes) -> list[Document]:
             docs = [Document(page_content=text, metadata={"start": 0})]
         for doc in docs:
             doc.metadata["encoding"] = enc
-    docs = [d for d in docs if d.page_content.strip()]
+    docs = [d for d in docs if has_visible_text(d.page_content)]
     if not docs:
-        raise LoadError("no text found in the file")
+        raise LoadError("no visible text in the file (only whitespace or invisible characters)")
     for doc in docs:
-        doc.metadata.update(source=found.source, path=str(found.path))
+        doc.metadata.update(source=found.source, path=found.key)
     return docs
 
 
@@ -254,7 +282,7 @@ def _load_pdf(data: bytes) -> list[Document]:
         docs = []
         for number, page in enumerate(reader.pages, start=1):
             text = page.extract_text() or ""
-            if text.strip():
+            if has_visible_text(text):
                 docs.append(Document(page_content=text, metadata={"page": number, "start": 0}))
     except LoadError:
         raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import time
 from collections import deque
@@ -30,8 +31,11 @@ from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import BusyError, LoadError
 from rag.ingest.chunking import split_documents
 from rag.ingest.loaders import FoundFile, Skipped, discover, load
+from rag.ingest.paths import path_key, readable, real
 from rag.progress import Progress, ProgressFn
 from rag.state import FileRecord, Manifest, SQLiteRecordManager, StateDB
+
+log = logging.getLogger(__name__)
 
 PIPELINE_VERSION = 1
 @dataclass
@@ -118,6 +122,8 @@ class Ingestor:
         self.records = SQLiteRecordManager(namespace, self.state)
         self.manifest = Manifest(namespace, self.state)
         self.vectors = store.vector_store(settings, self.info, self.embeddings)
+        self.max_batch = store.client(settings).get_max_batch_size()
+        """Chroma refuses larger writes (5,461 embedded): a bigger document is written in parts."""
         self.fingerprint = (
             f"v{PIPELINE_VERSION}:size={settings.chunk_size}:overlap={settings.chunk_overlap}"
         )
@@ -135,12 +141,13 @@ class Ingestor:
                     if item.reason.startswith("unsupported"):
                         report.files_unsupported += 1
                     else:
-                        report.failed.append((str(item.path), item.reason))
+                        report.failed.append((item.shown, item.reason))
                 else:
                     found.append(item)
+            report.deleted += self._drop_aliases(found)
             self._run(found, report, progress)
             if prune:
-                report.deleted += self._prune(paths, {str(f.path) for f in found})
+                report.deleted += self._prune(paths, {f.key for f in found})
         report.seconds = time.perf_counter() - started
         return report
 
@@ -179,7 +186,8 @@ class Ingestor:
                         while len(queued) > ahead:
                             self._hand_over(queued.popleft(), writer, writes, report)
                     if progress:
-                        progress(Progress("ingest", done, len(found), prepared + report.skipped, str(item.path)))
+                        progress(Progress("ingest", done, len(found), prepared + report.skipped,
+                                          readable(item.path)))
                 while queued:
                     self._hand_over(queued.popleft(), writer, writes, report)
                 while writes:
@@ -215,13 +223,13 @@ class Ingestor:
                 )
             data = item.path.read_bytes()
         except LoadError as exc:
-            report.failed.append((str(item.path), str(exc)))
+            report.failed.append((readable(item.path), str(exc)))
             return None
         except OSError as exc:
-            report.failed.append((str(item.path), f"cannot read: {exc.strerror or exc}"))
+            report.failed.append((readable(item.path), f"cannot read: {exc.strerror or exc}"))
             return None
         digest = hashlib.blake2b(data, digest_size=20).hexdigest()
-        known = self.manifest.get(str(item.path))
+        known = self.manifest.get(item.key)
         if known and known.digest == digest and known.fingerprint == self.fingerprint:
             report.files_unchanged += 1
             report.skipped += known.chunks
@@ -230,10 +238,10 @@ class Ingestor:
             docs = load(item, data)
             chunks = split_documents(docs, self.settings.chunk_size, self.settings.chunk_overlap)
         except LoadError as exc:
-            report.failed.append((str(item.path), str(exc)))
+            report.failed.append((readable(item.path), str(exc)))
             return None
         except Exception as exc:  # a parser bug on one hostile file must not stop the others
-            report.failed.append((str(item.path), f"could not parse: {type(exc).__name__}"))
+            report.failed.append((readable(item.path), f"could not parse: {type(exc).__name__}"))
             return None
         for chunk in chunks:
             chunk.metadata = {k: v for k, v in chunk.metadata.items() if v is not None and v != ""}
@@ -241,31 +249,65 @@ class Ingestor:
         return _Pending(item, digest, chunks)
 
     def _write(self, group: list[_Pending], chunks: list[Document], report: IngestReport) -> None:
-        result = index(
-            chunks,
-            self.records,
-            self.vectors,
-            batch_size=max(len(chunks), 1),
-            cleanup="incremental",
-            source_id_key="path",
-            key_encoder="blake2b",
-        )
+        """Write a group of whole documents: one upsert when it fits Chroma's batch, else parts.
+
+        A document cut across parts is still all-or-nothing: if a part fails, the parts already
+        written for this group are deleted again (best effort: a store that is gone cannot be
+        asked), the manifest keeps the old digest, and the next run writes the files whole.
+        """
+        since = self.records.get_time()
+        try:
+            result = index(
+                chunks,
+                self.records,
+                self.vectors,
+                batch_size=max(min(len(chunks), self.max_batch), 1),
+                cleanup="incremental",
+                source_id_key="path",
+                key_encoder="blake2b",
+            )
+        except BaseException:
+            if len(chunks) > self.max_batch:
+                self._undo([p.found.key for p in group], since)
+            raise
         report.added += result["num_added"]
         report.updated += result["num_updated"]
         report.skipped += result["num_skipped"]
         report.deleted += result["num_deleted"]
         self.manifest.put([
-            FileRecord(str(p.found.path), p.found.source, p.digest, self.fingerprint, len(p.chunks))
+            FileRecord(p.found.key, p.found.source, p.digest, self.fingerprint, len(p.chunks))
             for p in group
         ])
         self.manifest.bump()
+
+    def _drop_aliases(self, found: list[FoundFile]) -> int:
+        """Delete documents recorded under another spelling of a file found now (`../en/a.md`,
+        a symlinked folder): stores written before paths were resolved held such duplicates."""
+        keys = {f.key for f in found}
+        aliases = [r.path for r in self.manifest.all()
+                   if r.path not in keys and path_key(real(Path(r.path))) in keys]
+        return self.delete_paths(aliases)
+
+    def _undo(self, paths: list[str], since: float) -> None:
+        """Delete what this run wrote for `paths` after `since` (a group that failed half-way)."""
+        try:
+            keys = self.records.list_keys(after=since, group_ids=paths)
+            self._delete_ids(keys)
+            self.records.delete_keys(keys)
+        except Exception as exc:  # the store is gone: the re-run replaces these chunks
+            log.warning("could not remove a half-written group (%s); re-run the ingest", exc)
+
+    def _delete_ids(self, ids: list[str]) -> None:
+        """Delete chunks by id in parts Chroma accepts."""
+        for start in range(0, len(ids), self.max_batch):
+            self.vectors.delete(ids=ids[start : start + self.max_batch])
 
     def _prune(self, roots: list[Path], present: set[str]) -> int:
         """Delete documents recorded under the given roots whose files are gone."""
         gone = [
             rec.path
             for root in roots
-            for rec in self.manifest.under(str(root.absolute()))
+            for rec in self.manifest.under(path_key(real(root)))
             if rec.path not in present and not Path(rec.path).is_file()
         ]
         return self.delete_paths(gone)
@@ -276,7 +318,7 @@ class Ingestor:
         for path in paths:
             keys = self.records.list_keys(group_ids=[path])
             if keys:
-                self.vectors.delete(ids=keys)
+                self._delete_ids(keys)
                 self.records.delete_keys(keys)
                 deleted += len(keys)
         if paths:
@@ -286,7 +328,7 @@ class Ingestor:
 
     def delete_source(self, source: str) -> int:
         """Delete by the source shown in results or by path; returns chunks deleted."""
-        wanted = str(Path(source).absolute())
+        wanted = path_key(real(Path(source)))
         paths = [r.path for r in self.manifest.all() if r.source == source or r.path == wanted]
         if not paths:
             raise LoadError(f"No ingested document has source {source!r} (see `rag stats`).")

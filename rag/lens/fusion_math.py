@@ -45,8 +45,12 @@ def fusion_lines(f: Fusion) -> list[Line]:
         lines.append(Line(f"minmax(cosine) among the {f.cross_candidates} other-script candidates",
                           f"({num(f.cosine)} − {num(f.cross_cosine_min)}) / "
                           f"({num(f.cross_cosine_max)} − {num(f.cross_cosine_min)})", f.cross_norm))
-        lines.append(Line("keyword side (cross-script credit)",
-                          f"{num(f.cross_script_weight)} × {num(f.cross_norm)}", f.lexical_norm))
+        credit = f"{num(f.cross_script_weight)} × {num(f.cross_norm)}"
+        if f.bm25 > 0:  # the credit is a floor: a real keyword match keeps its own evidence
+            span = f.bm25_max - f.bm25_min
+            own = (f.bm25 - f.bm25_min) / span if span > 1e-12 else 1.0
+            credit = f"max({credit}, minmax(BM25) {num(own)})"
+        lines.append(Line("keyword side (cross-script credit)", credit, f.lexical_norm))
     else:
         lines.append(Line("minmax(BM25)",
                           f"({num(f.bm25)} − {num(f.bm25_min)}) / ({num(f.bm25_max)} − {num(f.bm25_min)})",

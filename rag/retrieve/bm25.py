@@ -193,6 +193,13 @@ class BM25Index:
         qtf = np.fromiter(terms.values(), dtype=np.float32, count=len(terms))
         return np.asarray(self.weights[:, cols] @ qtf).ravel()
 
+    def idf_of(self, term: str) -> float:
+        """The term's idf; a term the collection lacks gets the highest idf possible (df 0)."""
+        if term in self.vocab:
+            return float(self.idf[self.vocab[term]])
+        n = len(self.ids)
+        return float(np.log1p((n + 0.5) / 0.5)) if n else 0.0
+
     def top(self, query: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Best `n` (row, score) pairs with a positive score, best first; `allowed` masks rows."""
         scores = self.scores(query)

@@ -59,21 +59,69 @@ def hybrid_hits(
     if not candidates:
         return []
     query_is_japanese = is_japanese(query)
+    cross_script = np.array([is_japanese(h.text) != query_is_japanese for h in candidates])
     fusions = fusion_terms(
         np.array([h.score for h in candidates]),
         np.array([h.bm25_score for h in candidates]),
         np.array([h.vector_rank or 0 for h in candidates]),
         np.array([h.bm25_rank or 0 for h in candidates]),
         settings,
-        cross_script=np.array([is_japanese(h.text) != query_is_japanese for h in candidates]),
+        cross_script=cross_script,
         info=info,
     )
     for hit, fusion in zip(candidates, fusions, strict=True):
         hit.fused_score, hit.fusion = fusion.fused, fusion
+    crossing = {h.id for h, cross in zip(candidates, cross_script, strict=True) if cross}
     candidates.sort(key=lambda h: (-(h.fused_score or 0.0), h.vector_rank or pool + 1))
-    for rank, hit in enumerate(candidates[:n], start=1):
+    rare = {row for row in rare_match_rows(index, query) if index.ids[row] in crossing}
+    top = keep_rare_match(candidates, n, rare, index.rows)
+    for rank, hit in enumerate(top, start=1):
         hit.rank = rank
-    return candidates[:n]
+    return top
+
+
+def keep_rare_match(ranked: list[Hit], n: int, rare: set[int], rows: dict[str, int]) -> list[Hit]:
+    """The first `n` of `ranked`, with the best of the `rare` rows among them.
+
+    A code, an ID or a product name in the other script's chunks ("0x3FA2" in a Japanese manual)
+    matched exactly is the strongest evidence keyword search has, and the one the cross-script
+    credit could drown: fusion may rank it below chunks only close in meaning, but never out of
+    the answer; if it fell past `n`, it takes the last place.
+    """
+    top = ranked[:n]
+    if not rare or not top:
+        return top
+    matches = [h for h in ranked if rows.get(h.id) in rare]
+    if matches and not any(h in top for h in matches):
+        best = max(matches, key=lambda h: h.bm25_score or 0.0)
+        top = [*top[: n - 1], best]
+    return top
+
+
+RARE_SHARE = 0.01
+"""A query term held by at most this share of the chunks (and at least by one) is rare."""
+
+
+def rare_match_rows(index: bm25.BM25Index, query: str, share: float = RARE_SHARE) -> set[int]:
+    """Rows holding a rare term of `query`: an exact match of a code, an ID or a product name.
+
+    Rarity is the term's document frequency in this collection (at most `share` of the chunks,
+    or one chunk in a small collection), so "0x3FA2" is rare and "the" or "what" are not.
+    """
+    n = len(index)
+    if not n:
+        return set()
+    limit = max(1, int(share * n))
+    weights = index.weights
+    rows: set[int] = set()
+    for term in set(index.tokenizer(query)):
+        col = index.vocab.get(term)
+        if col is None:
+            continue
+        start, end = weights.indptr[col], weights.indptr[col + 1]
+        if end - start <= limit:
+            rows.update(int(r) for r in weights.indices[start:end])
+    return rows
 
 
 def candidate_pool(
@@ -113,12 +161,15 @@ def fuse(
     """One fused score per candidate (higher is better); ranks are 1-based, 0 = not in that list.
 
     A candidate in the other script than the query (a Japanese chunk for an English question)
-    cannot share words with it, so BM25's zero says nothing: with `cross_script` such candidates
-    are credited the cross-script weight of their vector evidence in place of BM25, which is
-    how a multilingual model is meant to be used. That evidence is min-max scaled among the
-    other-script candidates only: a multilingual model's cosines across languages sit below
-    those within one (e5's do), so the best Japanese chunk for an English question earns the
-    credit the best keyword match earns on the other side. Monolingual collections are unaffected.
+    usually cannot share words with it, so BM25's zero says nothing: with `cross_script` such
+    candidates are credited the cross-script weight of their vector evidence where that is more
+    than their own BM25 evidence, which is how a multilingual model is meant to be used. That
+    evidence is min-max scaled among the other-script candidates only: a multilingual model's
+    cosines across languages sit below those within one (e5's do), so the best Japanese chunk for
+    an English question earns the credit the best keyword match earns on the other side. The
+    credit is a floor, never a replacement: "0x3FA2" in a Japanese manual keeps its BM25 score
+    (replaced, hybrid lost 13 of 40 such codes that BM25 found). Monolingual collections are
+    unaffected.
 
     `score`: w * min-max(cosine) + (1 - w) * min-max(BM25), both scaled over this query's
     candidates, so neither scale (cosines bunched near 0.3, BM25 unbounded) dominates by accident.
@@ -160,7 +211,8 @@ def fusion_terms(
     if cross.any():
         lexical = lexical.copy()
         cross_norm[cross] = minmax(cosine[cross])
-        lexical[cross] = cross_weight * cross_norm[cross]
+        # a floor, never a replacement: a real keyword match ("0x3FA2") keeps its own evidence
+        lexical[cross] = np.maximum(cross_weight * cross_norm[cross], lexical[cross])
         cross_bounds = dict(cross_cosine_min=float(cosine[cross].min()),
                             cross_cosine_max=float(cosine[cross].max()))
     fused = w * vector + (1 - w) * lexical

@@ -17,7 +17,7 @@ import numpy as np
 from rag import store
 from rag.config import RetrievalModeName, Settings
 from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
-from rag.errors import EmptyStoreError
+from rag.errors import EmptyStoreError, QueryError
 from rag.retrieve.hits import Hit, SearchResult, vector_hits
 from rag.retrieve.hybrid import hybrid_hits
 from rag.retrieve.options import SearchOptions
@@ -63,7 +63,7 @@ class Searcher:
         `changes` are `SearchOptions` fields (`k=3, mode="vector"`), applied over `options`.
         """
         opts = (options or SearchOptions()).with_(**changes)
-        k = opts.k or self.settings.top_k
+        k = check_query(query, self.settings.top_k if opts.k is None else opts.k)
         mode = opts.mode or self.settings.retrieval_mode
         mmr, threshold, sources = opts.mmr, opts.threshold, opts.sources
         started = time.perf_counter()
@@ -114,6 +114,21 @@ class Searcher:
         from rag.retrieve.langchain import SearcherRetriever
 
         return SearcherRetriever(searcher=self, search_kwargs=search_kwargs)
+
+
+MAX_K = 100
+
+
+def check_query(query: str, k: int) -> int:
+    """`k` when the query and k can be searched; a `QueryError` naming the fix otherwise."""
+    from rag.visible import has_visible_text
+
+    if not has_visible_text(query):
+        raise QueryError("The question is empty (no visible characters).", "Type a question.")
+    if not 1 <= k <= MAX_K:
+        raise QueryError(f"k must be between 1 and {MAX_K} (got {k}).",
+                         "Pass -k 5 (or any k in range), or set RAG_TOP_K.")
+    return k
 
 
 def _mmr(query_vector: list[float], hits: list[Hit], k: int) -> list[Hit]:

@@ -16,15 +16,17 @@ import streamlit as st
 
 from rag.answer.answerer import EXTRACTIVE_LABEL, Answer
 from rag.config import Settings
-from rag.errors import EmptyStoreError, RagError
+from rag.errors import EmptyStoreError
 from rag.retrieve.options import SearchOptions
 from rag.ui import state
 from rag.ui.citations import render_answer_text
 from rag.ui.debug_panel import render_debug_panel
 from rag.ui.first_start import indexing_note
 from rag.ui.i18n import both, lang_of, t
+from rag.ui.safe_text import literal_markdown
 from rag.ui.sources import render_sources
 from rag.ui.trust_panel import render_trust_panel
+from rag.visible import has_visible_text
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +41,52 @@ def user_errors(lang: str = "en") -> Iterator[None]:
     """Show failures as `st.error` messages, never as a traceback."""
     try:
         yield
-    except RagError as exc:
-        st.error(error_text(exc, lang))
+    except EmptyStoreError:  # in the question's language: we wrote this message
+        st.error(t("empty_store", lang))
     except Exception as exc:
         from pydantic import ValidationError
+
+        from rag.failures import explain
+        from rag.secrets import mask_text
 
         if isinstance(exc, ValidationError):
             st.error("Invalid settings / 設定が不正です: " + "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()))
             return
+        error = explain(exc, _settings_or_none())
+        if error is not None:
+            st.error(mask_text(str(error)))
+            return
         log.exception("unexpected error in the app")
         st.error(t("unexpected", lang, kind=type(exc).__name__))
 
 
-def error_text(exc: BaseException, lang: str) -> str:
-    """What the user reads for a failure, in the question's language where we wrote the text."""
+def _settings_or_none() -> Settings | None:
+    try:
+        return state.settings()
+    except Exception:  # the settings themselves are what failed
+        return None
+
+
+def _stream_as_text(pieces: Iterator[str]) -> str:
+    """Show an answer as it streams, as text: a quoted link or image never goes live."""
+    box = st.empty()
+    shown = ""
+    for piece in pieces:
+        shown += piece
+        box.markdown(literal_markdown(shown))
+    return shown
+
+
+def _user_message(exc: Exception, lang: str) -> str:
+    """What the chat history keeps for a failed turn: the fix, masked, or a short note."""
+    from rag.failures import explain
+    from rag.secrets import mask_text
+
     if isinstance(exc, EmptyStoreError):
         return t("empty_store", lang)
-    if isinstance(exc, RagError):
-        return str(exc)
-    return t("unexpected", lang, kind=type(exc).__name__)
+    error = explain(exc, _settings_or_none())
+    return mask_text(str(error)) if error is not None else t("unexpected", lang, kind=type(exc).__name__)
 
 
 def messages() -> list[dict[str, Any]]:
@@ -72,11 +100,11 @@ def render_chat(settings: Settings, controls: SearchOptions) -> None:
     for i, msg in enumerate(history):
         with st.chat_message(msg["role"]):
             if msg["role"] == "user":
-                st.markdown(msg["content"])
+                st.markdown(literal_markdown(msg["content"]))
             else:
                 _render_assistant(msg, i, latest=i == len(history) - 1)
     question = st.chat_input("質問をどうぞ（日本語 / English）", key="question")
-    if question and question.strip():
+    if question and has_visible_text(question):
         _ask(settings, controls, question.strip())
 
 
@@ -96,13 +124,22 @@ def _render_assistant(msg: dict[str, Any], index: int, *, latest: bool) -> None:
         st.error(msg["error"])
         return
     if answer is None:
-        st.markdown(msg["content"])
+        st.markdown(literal_markdown(msg["content"]))
         return
     _render_caption(answer)
-    render_answer_text(answer, key=f"answer_{index}")
+    _render_text(answer, key=f"answer_{index}")
     if msg.get("note"):
         st.caption(msg["note"])
     _render_extras(answer, index, latest=latest)
+
+
+def _render_text(answer: Answer, *, key: str) -> None:
+    """The answer with clickable citations; "not in the documents" (with its reason) as a notice,
+    the nearest chunks below."""
+    if answer.not_found:
+        st.info(literal_markdown(answer.text), icon="🔎")  # may quote an LLM or the question
+    else:
+        render_answer_text(answer, key=key)
 
 
 def _render_caption(answer: Answer) -> None:
@@ -112,7 +149,7 @@ def _render_caption(answer: Answer) -> None:
     else:
         st.caption(f"{t('llm_answer', lang)}: `{answer.llm}`")
         if answer.standalone_question != answer.question:
-            st.caption(f"{t('rewritten', lang)}: {answer.standalone_question}")
+            st.caption(f"{t('rewritten', lang)}: {literal_markdown(answer.standalone_question)}")
 
 
 def _render_extras(answer: Answer, index: int, *, latest: bool) -> None:
@@ -141,7 +178,7 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
     ][-HISTORY_TURNS:]
     history.append({"role": "user", "content": question})
     with st.chat_message("user"):
-        st.markdown(question)
+        st.markdown(literal_markdown(question))
     note = indexing_note(settings, lang)
     if note is not None and state.get_searcher(settings).count() == 0:
         waiting = t("indexing_empty", lang, **_job_counts(settings))
@@ -171,9 +208,9 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
 
                 slot = st.empty()
                 with slot.container(), st.spinner(t("thinking", lang)):
-                    st.write_stream(pieces())
+                    _stream_as_text(pieces())
             except Exception as exc:
-                failed.append(error_text(exc, lang))
+                failed.append(_user_message(exc, lang))
                 raise
         if failed or not final:
             history.append({"role": "assistant", "content": "", "error": failed[0] if failed else "?"})
@@ -181,9 +218,9 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
         answer = final[0]
         history.append({"role": "assistant", "content": answer.text, "answer": answer, "note": note})
         with slot.container():  # the streamed text again, now with clickable citations
-            render_answer_text(answer, key=f"answer_{len(history) - 1}")
+            _render_text(answer, key=f"answer_{len(history) - 1}")
         if answer.standalone_question != answer.question:
-            st.caption(f"{t('rewritten', lang)}: {answer.standalone_question}")
+            st.caption(f"{t('rewritten', lang)}: {literal_markdown(answer.standalone_question)}")
         if note:
             st.caption(note)
         _render_extras(answer, len(history) - 1, latest=True)

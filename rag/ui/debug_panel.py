@@ -26,6 +26,7 @@ from rag.lens import tokens as token_view
 from rag.lens import vectors as vector_view
 from rag.ui import map_truth, scores, state
 from rag.ui.keyword_why import render_keyword_why
+from rag.ui.safe_text import literal_markdown
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -211,7 +212,7 @@ def render_tokens(text: str, info: EmbeddingInfo, *, note: bool = True, key: str
 def _view_tokens(answer: Answer, key: str) -> None:
     text = answer.standalone_question
     if text != answer.question:
-        st.caption(f"検索に使った質問 / question as embedded: {text}")
+        st.caption(f"検索に使った質問 / question as embedded: {literal_markdown(text)}")
     render_tokens(text, answer.search.embedding, key=key)
 
 

@@ -85,11 +85,12 @@ def render_keyword_why(answer: Answer, hit: Hit, key: str) -> None:
     st.caption(fusion_math.summary(hit.fusion))
     f = hit.fusion
     if f.cross_script and f.bm25 > 0:
-        st.caption(f"質問とチャンクは別の文字体系と判定されたため、BM25 の一致（{f.bm25:.4f}）は使われず、"
-                   f"ベクトル側の {f.cross_script_weight:g} 倍に置き換えられました / the question and "
-                   f"the chunk were judged to be in different scripts, so this chunk's BM25 match "
-                   f"({f.bm25:.4f}) was set aside and replaced by {f.cross_script_weight:g} × its "
-                   "vector side (the cross-script rule of hybrid fusion).")
+        st.caption(f"質問とチャンクは別の文字体系ですが、このチャンクには BM25 の一致（{f.bm25:.4f}）があります。"
+                   f"キーワード側はその一致とベクトル側の {f.cross_script_weight:g} 倍の大きい方です / the "
+                   f"question and the chunk are in different scripts, but this chunk has a real BM25 "
+                   f"match ({f.bm25:.4f}): its keyword side is the larger of that match and "
+                   f"{f.cross_script_weight:g} × its vector side (the cross-script credit is a "
+                   "floor, never a replacement).")
     elif f.cross_script:
         st.caption("このチャンクは質問と別の文字体系なので BM25 は一致し得ません。代わりにベクトル側の "
                    f"{f.cross_script_weight:g} 倍を与えます / the chunk is in the other script than "

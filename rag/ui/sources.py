@@ -3,7 +3,8 @@
 Shows what retrieval returned, cited hits marked ★. The section starts collapsed so that the
 answer, not the last source, is what is in view when it arrives; its title names the cited
 sources. Each hit shows first the number that ranked it (fused, BM25 or cosine: `rag.ui.scores`),
-then the others, each named. Chunk text is shown as plain text with Markdown's markup removed.
+then the others, each named. Chunk text is shown as plain text with Markdown's markup removed (`st.text`), names as
+code spans (`rag.ui.safe_text`): a document's links and images never go live.
 Token-level and projection views are the debug panel's job (`rag.ui.debug_panel`).
 """
 
@@ -20,6 +21,7 @@ from rag.retrieve.hits import Hit
 from rag.ui import scores
 from rag.ui.citations import open_button
 from rag.ui.i18n import t
+from rag.ui.safe_text import code_span
 from rag.ui.trust_panel import percentiles
 
 PREVIEW_DIMS = 8
@@ -77,7 +79,7 @@ def _render_hit(hit: Hit, cited: bool, answer: Answer, top: float,
     mark = "★ " if cited else ""
     page = f" · {t('page', lang)} {hit.page}" if hit.page is not None else ""
     left, right = st.columns([3, 2])
-    left.markdown(f"**{mark}[{hit.rank}] `{hit.source}`**{page}")
+    left.markdown(f"**{mark}[{hit.rank}] {code_span(hit.source)}**{page}")
     kind = scores.ranking_kind(hit)
     value = scores.ranking_value(hit)
     fraction = hit.score if kind == "cosine" else value / top

@@ -1,0 +1,112 @@
+"""How the extractive chooser's evidence weights do end to end, on a QA file (tuning, not a test).
+
+Retrieves each question at the default k and mode exactly as the app does, computes every candidate
+sentence's features once (`Answerer.sentence_features`: the model's cosine, lexical overlap, heading
+overlap, chunk rank), then re-scores them under several weightings and prints, per weighting, the
+share of answers containing a gold answer string (SQuAD files), the share citing the gold document,
+and the mean answer length. Baselines in the same run: the first sentence of the top hit, cosine
+only, overlap only.
+
+    RAG_DATA_DIR=/tmp/answers-eval .venv/bin/python bench/answer_chooser.py FILE [--max-questions N] [--grid]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from rag.answer import extractive  # noqa: E402
+from rag.answer.answerer import Answerer, SentenceFeatures, cited_pieces  # noqa: E402
+from rag.config import get_settings  # noqa: E402
+from rag.embeddings import resolve  # noqa: E402
+from rag.eval_answers import contains_gold  # noqa: E402
+from rag.evaluate import Question, ensure_collection, eval_info, load, same_source, sample  # noqa: E402
+from rag.retrieve.searcher import Searcher  # noqa: E402
+
+W = extractive.DEFAULT_WEIGHTS
+NAMED = {
+    "cosine only": replace(W, cosine=1, overlap=0, heading=0, lead=0, rank=0, language=0),
+    "overlap only": replace(W, cosine=0, overlap=1, heading=0, lead=0, rank=0, language=0),
+    "cosine+overlap": replace(W, heading=0, lead=0, rank=0, language=0),
+    "default": W,
+}
+
+
+def collect(path: Path, max_questions: int | None, seed: int) -> tuple[list[Question], list[SentenceFeatures], bool]:
+    settings = get_settings()
+    dataset = load(path)
+    questions = sample(dataset.questions, max_questions, seed)
+    if dataset.kind == "squad":
+        info = eval_info(resolve(settings), dataset.digest)
+        ensure_collection(settings, info, dataset)
+        searcher = Searcher(settings, info)
+    else:
+        searcher = Searcher(settings)
+    answerer = Answerer(settings, searcher=searcher)
+    feats = []
+    for q in questions:
+        result = searcher.search(q.text)
+        feats.append(answerer.sentence_features(q.text, result))
+    return questions, feats, dataset.kind == "squad"
+
+
+def judge(questions: list[Question], feats: list[SentenceFeatures], exact: bool,
+          weights: extractive.Weights | None) -> dict[str, float]:
+    """weights None: the first quotable sentence of the top hit."""
+    contains = cites = chars = 0
+    for q, f in zip(questions, feats, strict=True):
+        if weights is None:
+            chosen = [c for c in f.candidates if c.hit.rank == 1][:1]
+        else:
+            chosen = extractive.choose(f.scored(weights), weights)
+        text = "".join(cited_pieces(chosen))
+        chars += len(text)
+        contains += contains_gold(text, q.answers)
+        cites += any((c.hit.source == q.gold) if exact else same_source(c.hit.source, q.gold) for c in chosen)
+    n = max(len(questions), 1)
+    return {"answer_contains": round(contains / n, 4), "cites_gold": round(cites / n, 4),
+            "mean_answer_chars": round(chars / n, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--max-questions", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--grid", action="store_true", help="also search a small grid around the default")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    questions, feats, exact = collect(args.file, args.max_questions, args.seed)
+    rows = {"first sentence of top hit": judge(questions, feats, exact, None)}
+    rows.update({name: judge(questions, feats, exact, w) for name, w in NAMED.items()})
+    if args.grid:
+        for cos, head, lead, rank, keep, other in itertools.product(
+            (0.1, 0.25, 0.5), (0.0, 0.3), (0.0, 0.1), (0.02, 0.05, 0.15), (0.3, 0.5, 1.0),
+            (0.1, 0.25, 0.5, 1.0),
+        ):
+            w = replace(W, cosine=cos, heading=head, lead=lead, rank=rank, keep=keep, keep_other=other)
+            rows[f"cos {cos} head {head} lead {lead} rank {rank} keep {keep} other {other}"] = judge(
+                questions, feats, exact, w)
+    if args.json:
+        json.dump({"file": str(args.file), "questions": len(questions), "rows": rows}, sys.stdout, indent=2)
+        return 0
+    print(f"{args.file} · {len(questions)} questions · {time.perf_counter() - started:.0f} s")  # noqa: T201
+    named = [(name, rows[name]) for name in ["first sentence of top hit", *NAMED]]
+    best = sorted(rows.items(), key=lambda r: -r[1]["answer_contains"])[:15]
+    for name, row in named + [("---", {"answer_contains": 0, "cites_gold": 0, "mean_answer_chars": 0})] + best:
+        print(f"{row['answer_contains']:.3f}  cites {row['cites_gold']:.3f}  "  # noqa: T201
+              f"{row['mean_answer_chars']:6.1f} chars  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

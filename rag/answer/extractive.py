@@ -1,0 +1,230 @@
+"""Choose the sentences of the retrieved chunks that answer a question, by three kinds of evidence.
+
+Each quotable sentence (`rag.answer.sentences`) of the top hits is scored on
+  - the retrieval model's question -> passage similarity (the sentence embedded as a passage,
+    min-max scaled within the question's candidates, since each model has its own cosine range),
+  - its lexical overlap with the question: the IDF-weighted share of the question's content terms
+    (BM25's terms, question words left out) that the sentence contains,
+  - the rank of its chunk (the retriever already weighed the whole chunk),
+plus a small preference for sentences in the question's language. Weights were tuned end to end on
+the JSQuAD and XQuAD dev sets (`bench/answer_chooser.py`; figures in the README). A sentence that
+only announces what follows passes its score to the sentences it announces and is never quoted.
+Whether to answer at all is decided in `rag.answer.evidence`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rag.answer.sentences import Sentence, split_sentences
+from rag.lang import is_japanese, lang_of
+from rag.retrieve.bm25 import tokenize
+from rag.retrieve.searcher import Hit
+
+MAX_SENTENCES = 3
+
+
+@dataclass(frozen=True)
+class Weights:
+    cosine: float = 0.25
+    overlap: float = 1.0
+    heading: float = 0.3
+    """Times the overlap of the sentence's heading (or JSQuAD title) with the question."""
+    lead: float = 0.1
+    """Added for the first sentence under a heading."""
+    rank: float = 0.02
+    """Per step down the ranking, subtracted."""
+    language: float = 0.1
+    """Added when the sentence is in the question's language."""
+    keep: float = 1.0
+    """Further sentences are quoted while within this of the best score..."""
+    budget: int = 300
+    """...and while the answer stays within this many characters."""
+    keep_other: float = 0.25
+    """A sentence from another chunk than the best one's must be within this of the best."""
+
+
+DEFAULT_WEIGHTS = Weights()
+
+_HIRAGANA_ONLY = re.compile(r"^[\u3040-\u309f]+$")
+_QUESTION_WORDS = frozenset(
+    "a an the of to in on at for by with from and or is are was were be been being do does did "
+    "what which who whom whose when where why how that this these those it its as into about "
+    "can could would should will shall may might must there their they he she his her you your "
+    "we our i me my not no than then so if 何 誰 どこ いつ なぜ どう".split()
+)
+
+
+@dataclass
+class Candidate:
+    hit: Hit
+    sentence: Sentence
+    cosine: float = 0.0
+    overlap: float = 0.0
+    score: float = 0.0
+    heading_overlap: float = 0.0
+    same_language: bool = True
+    position: int = 0
+    """Index among the quotable sentences of its chunk."""
+
+    @property
+    def heading(self) -> str:
+        """The heading above the sentence in its chunk, else the chunk's own heading path."""
+        return self.sentence.heading or str(self.hit.metadata.get("heading") or "")
+
+    @property
+    def text(self) -> str:
+        return self.sentence.text
+
+
+@dataclass
+class Terms:
+    """The question's content terms with their IDF in the searched collection, grouped by the word
+    (a run of one script: エンベディング, 分割, bm25) they come from."""
+
+    groups: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def idf(self) -> dict[str, float]:
+        return {t: w for group in self.groups for t, w in group.items()}
+
+    @property
+    def total(self) -> float:
+        return sum(sum(g.values()) for g in self.groups)
+
+    def coverage(self, text: str) -> float:
+        """How much of the question `text` holds, 0-1: each word counts by its IDF, times the
+        square of the share of its terms found, so a word found whole counts fully and a few
+        shared bigrams (グラウンディング for エンベディング: ディ, ィン, ング) count little."""
+        total = self.total
+        if not total:
+            return 0.0
+        present = set(tokenize(text))
+        got = 0.0
+        for group in self.groups:
+            weight = sum(group.values())
+            found = sum(w for t, w in group.items() if t in present)
+            got += found * found / weight if weight else 0.0
+        return got / total
+
+
+IdfLookup = Callable[[str], float]
+
+_WORD = re.compile(
+    r"[\u30a0-\u30ff]+|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3005\u3006]+|[\u3040-\u309f]+"
+    r"|[^\W_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3005\u3006]+"
+)
+
+
+def question_terms(question: str, idf: IdfLookup) -> Terms:
+    """The question's words (runs of one script) as groups of BM25 terms, leaving out question
+    words (what, 何) and kana-only runs (です, とは), which say how it is asked, not what about.
+    All terms, as one group each, when nothing else is left ("です か")."""
+    groups: list[dict[str, float]] = []
+    for word in _WORD.findall(unicodedata.normalize("NFKC", question).lower()):
+        if word in _QUESTION_WORDS or _HIRAGANA_ONLY.match(word):
+            continue
+        terms = sorted(set(tokenize(word)) - _QUESTION_WORDS)
+        if terms:
+            groups.append({t: idf(t) for t in terms})
+    if not groups:
+        groups = [{t: idf(t)} for t in sorted(set(tokenize(question)))]
+    return Terms(groups)
+
+
+def candidates(hits: Sequence[Hit]) -> list[Candidate]:
+    """Every quotable sentence of the hits, best hit first; a sentence repeated by chunk overlap
+    is kept once, under the better-ranked chunk."""
+    out: list[Candidate] = []
+    seen: set[str] = set()
+    for hit in hits:
+        for position, sentence in enumerate(split_sentences(hit.text)):
+            key = " ".join(sentence.text.split())
+            if key not in seen:
+                seen.add(key)
+                out.append(Candidate(hit, sentence, position=position))
+    return out
+
+
+def measure(question: str, cands: list[Candidate], cosines: np.ndarray, terms: Terms) -> None:
+    """Fill each candidate's evidence once: cosine, overlap, heading overlap, language."""
+    question_ja = lang_of(question) == "ja"
+    for cand, cos in zip(cands, cosines, strict=True):
+        cand.cosine = float(cos)
+        cand.overlap = terms.coverage(cand.text)
+        cand.heading_overlap = terms.coverage(cand.heading) if cand.heading else 0.0
+        cand.same_language = is_japanese(cand.text) == question_ja
+
+
+def score(cands: list[Candidate], weights: Weights = DEFAULT_WEIGHTS) -> list[Candidate]:
+    """Combine the measured evidence into each candidate's score (in place; returns `cands`).
+
+    The cosine is min-max scaled within the question's candidates: each model has its own range.
+    """
+    if not cands:
+        return cands
+    low = min(c.cosine for c in cands)
+    spread = max(c.cosine for c in cands) - low
+    for cand in cands:
+        scaled = (cand.cosine - low) / spread if spread > 1e-9 else 1.0
+        cand.score = (weights.cosine * scaled + weights.overlap * cand.overlap
+                      + weights.heading * cand.heading_overlap + weights.lead * cand.sentence.lead
+                      - weights.rank * (cand.hit.rank - 1) + weights.language * cand.same_language)
+    _pass_on_announcements(cands)
+    return cands
+
+
+def _pass_on_announcements(cands: list[Candidate]) -> None:
+    """An announcing sentence gives its score to the sentences it announces (the next ones of
+    its chunk: as many as it counts, else two), and drops out."""
+    for i, cand in enumerate(cands):
+        if not cand.sentence.announces:
+            continue
+        following = [c for c in cands[i + 1 :] if c.hit is cand.hit][: _announced_count(cand.text)]
+        for follower in following:
+            follower.score = max(follower.score, cand.score)
+        cand.score = -math.inf
+
+
+_KANJI_NUMBERS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
+_EN_NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5}
+
+
+def _announced_count(text: str) -> int:
+    for word, n in {**_KANJI_NUMBERS, **_EN_NUMBERS}.items():
+        if word in text.lower():
+            return min(n, MAX_SENTENCES)
+    digits = re.search(r"[0-9０-９]", text)
+    return min(int(digits.group()), MAX_SENTENCES) if digits and digits.group().isdigit() else 2
+
+
+def choose(cands: list[Candidate], weights: Weights = DEFAULT_WEIGHTS) -> list[Candidate]:
+    """The best sentence and up to two more within `weights.keep` of it and the length budget,
+    in reading order
+    (by the rank of the chunk's document, then position in it)."""
+    ranked = sorted((c for c in cands if c.score > -math.inf), key=lambda c: -c.score)
+    if not ranked:
+        return []
+    best = ranked[0].score
+    chosen = ranked[:1]
+    length = len(ranked[0].text)
+    for cand in ranked[1:]:
+        if len(chosen) == MAX_SENTENCES or cand.score < best - weights.keep:
+            break
+        other_chunk = cand.hit is not ranked[0].hit
+        if other_chunk and cand.score < best - weights.keep_other:
+            continue
+        if length + len(cand.text) <= weights.budget:
+            chosen.append(cand)
+            length += len(cand.text)
+    first_rank: dict[str, int] = {}
+    for cand in cands:
+        first_rank.setdefault(cand.hit.source, cand.hit.rank)
+    return sorted(chosen, key=lambda c: (first_rank[c.hit.source],
+                                         int(c.hit.metadata.get("start", 0)) + c.sentence.offset))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("ingest", help="add or update documents (txt, md, html, pdf)")
+    p = sub.add_parser("ingest", help="add or update documents (txt, md, html, pdf, docx, pptx, xlsx, csv)")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--prune", action="store_true", help="delete documents whose files are gone")
     p.add_argument("--json", action="store_true")
@@ -126,7 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("eval", help="recall@k and MRR of retrieval on a QA file (SQuAD JSON or JSONL)")
-    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("file", type=Path, metavar="FILE", nargs="?")
+    p.add_argument("--from-feedback", action="store_true",
+                   help="measure the app's questions whose sources were marked right (writes --out)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="with --from-feedback: where the QA JSONL goes (default RAG_DATA_DIR/feedback-qa.jsonl)")
     p.add_argument("--mode", choices=["vector", "bm25", "hybrid"], default=None, help="retrieval mode")
     p.add_argument("--k", type=int, default=10, help="depth of the ranking scored (default 10)")
     p.add_argument("--max-questions", type=int, default=None, help="a seeded sample of this many")
@@ -137,6 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ask the file's questions against the main collection, which cannot answer them: "
                         "share answered 'not found'")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("chats", help="the app's saved conversations: list them, export one")
+    chats = p.add_subparsers(dest="chats_command", required=True, metavar="ACTION")
+    q = chats.add_parser("list", help="chats, newest first, with their ids")
+    q.add_argument("--user", default=None, help="only this user's chats")
+    q.add_argument("--json", action="store_true")
+    q = chats.add_parser("export", help="one chat as Markdown or JSON (questions, answers, sources, scores)")
+    q.add_argument("chat_id", metavar="CHAT_ID")
+    q.add_argument("--format", choices=["md", "json"], default="md")
+    q.add_argument("--out", type=Path, default=None, help="file to write (default: stdout)")
+    q.add_argument("--json", action="store_true", help="same as --format json")
 
     p = sub.add_parser("stats", help="collections, their models and sizes")
     p.add_argument("--json", action="store_true")
@@ -213,6 +229,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         )
         for failure in files["failed"]:
             say(f"  failed: {failure['path']}: {failure['reason']}")
+        for flag in files["flagged"]:
+            where = f"page {flag['page']}: " if flag["page"] is not None else ""
+            say(f"  garbled? {flag['path']}: {where}{flag['reason']}")
     return 2 if report.failed else 0
 
 
@@ -371,6 +390,15 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.k < 1 or (args.max_questions is not None and args.max_questions < 1):
         say("--k and --max-questions must be at least 1")
         return 1
+    if args.from_feedback == (args.file is not None):
+        say("give either a QA FILE or --from-feedback")
+        return 1
+    if args.from_feedback:
+        from rag.chats import ChatStore, write_feedback_qa
+
+        args.file = args.out or settings.data_dir / "feedback-qa.jsonl"
+        count = write_feedback_qa(ChatStore.of(settings), args.file)
+        say(f"{count} questions with a source marked right → {args.file}")
     if args.unanswerable:
         return _eval_unanswerable(args, settings)
     with terminal_progress("eval", enabled=sys.stderr.isatty() or not args.json) as progress:
@@ -430,6 +458,34 @@ def _table(rows: list[tuple[str, str]]) -> None:
     for name, value in rows:
         sys.stdout.write(f"{name:<{width}} {value}\n")
 
+
+
+@command("chats")
+def cmd_chats(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.chats import ChatStore, export_dict, export_markdown
+
+    chats = ChatStore.of(settings)
+    if args.chats_command == "list":
+        found = chats.list(args.user)
+        if args.json:
+            emit_json([c.as_dict() for c in found])
+            return 0
+        for c in found:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.updated))
+            sys.stdout.write(f"{c.id}  {when}  {c.turns // 2:>3} questions  {c.user}  {c.title}\n")
+        if not found:
+            say("no chats yet: ask something in the app (`make run`)")
+        return 0
+    if args.json or args.format == "json":
+        text = json.dumps(export_dict(chats, args.chat_id), ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = export_markdown(chats, args.chat_id)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        say(f"wrote {args.out}")
+    return 0
 
 
 @command("stats")

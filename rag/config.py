@@ -145,7 +145,7 @@ class Settings(BaseSettings):
 
     @property
     def state_db(self) -> Path:
-        """SQLite file holding the record manager, the file manifest and the embedding cache."""
+        """SQLite file holding the embedding cache (the manifest and records live in the store)."""
         return self.data_dir / "state.sqlite3"
 
     @property

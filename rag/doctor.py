@@ -59,6 +59,8 @@ def diagnose(settings: Settings) -> Diagnosis:
     _guarded("llm", settings, report, lambda: _llm(settings, report))
     _guarded("store", settings, report, lambda: _store(settings, report, info))
     _guarded("ingest lock", settings, report, lambda: _ingest_lock(settings, report))
+    _guarded("embedding cache", settings, report, lambda: _cache(settings, report))
+    _guarded("ocr", settings, report, lambda: report.checks.append(_ocr()))
     if info is not None:
         _guarded("provider", settings, report, lambda: _provider(settings, report, info))
     return report
@@ -75,6 +77,19 @@ def _guarded(name: str, settings: Settings, report: Diagnosis, check: Any) -> An
         message = error.problem if error is not None else f"{type(exc).__name__}: {exc}"
         report.checks.append(Check(name, False, message, _fix_of(error or exc)))
         return None
+
+
+def _cache(settings: Settings, report: Diagnosis) -> None:
+    """The data dir's SQLite file holds only caches now, but a damaged one stops every search."""
+    import sqlite3
+
+    path = settings.state_db
+    if not path.exists():
+        report.checks.append(Check("embedding cache", True, f"none yet ({path})"))
+        return
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    report.checks.append(Check("embedding cache", True, f"{path} readable ({tables} tables)"))
 
 
 def _embedding(settings: Settings, report: Diagnosis) -> Any:
@@ -164,20 +179,15 @@ def _store(settings: Settings, report: Diagnosis, info: Any) -> None:
         "collection", True,
         f"{current.name}: {current.count} chunks, {current.dims} dims = model's {info.dims}"))
     report.checks.append(_records_match(settings, info, current.count))
-    if settings.state_db.exists():
-        report.checks.append(_one_identity(settings, info))
+    report.checks.append(_one_identity(settings, info))
 
 
 def _one_identity(settings: Settings, info: Any) -> Check:
     """No file recorded twice under two spellings (`en/a.md` and `../en/a.md`, a symlink)."""
     from rag.ingest.paths import path_key, real
-    from rag.state import Manifest, StateDB
+    from rag.state import Manifest
 
-    state = StateDB(settings.state_db)
-    try:
-        paths = [r.path for r in Manifest(info.collection_name, state).all()]
-    finally:
-        state.close()
+    paths = [r.path for r in Manifest(settings, info.collection_name).all() if r.done]
     spellings: dict[str, list[str]] = {}
     for path in paths:
         spellings.setdefault(path_key(real(Path(path))), []).append(path)
@@ -192,24 +202,51 @@ def _one_identity(settings: Settings, info: Any) -> Check:
 
 
 def _records_match(settings: Settings, info: Any, count: int) -> Check:
-    """The record manager and the collection should list the same chunks."""
-    from rag.state import SQLiteRecordManager, StateDB
+    """The store's manifest and its chunks should agree: every file finished, every chunk recorded.
 
-    if not settings.state_db.exists():
-        return Check("records", False, f"the collection has {count} chunks but {settings.state_db} "
-                     "is missing", "Run `rag reset --yes` and ingest again.")
-    state = StateDB(settings.state_db)
+    Both live in the store, so this compares the store with itself: the chunk counts the finished
+    file records promise against the chunks the collection holds, and files left `writing` by
+    an ingest that was killed.
+    """
+    from rag.state import Manifest
+
     try:
-        recorded = SQLiteRecordManager(info.collection_name, state).count()
-    finally:
-        state.close()
-    if recorded != count:
+        records = Manifest(settings, info.collection_name).all()
+    except Exception as exc:
+        return Check("records", False, f"the manifest could not be read: {type(exc).__name__}: {exc}",
+                     "Check the store (see the store check), then run `rag ingest PATH` again.")
+    unfinished = [r for r in records if not r.done]
+    promised = sum(r.chunks for r in records if r.done)
+    if unfinished:
+        names = ", ".join(r.source for r in unfinished[:3]) + (" …" if len(unfinished) > 3 else "")
         return Check(
             "records", False,
-            f"the record manager lists {recorded} chunks, the collection holds {count}",
-            "Run `rag ingest PATH` again for the same folders (it repairs an interrupted run); if "
-            "the numbers still differ, `rag reset --yes` and ingest again.")
-    return Check("records", True, f"record manager and collection agree ({count} chunks)")
+            f"{len(unfinished)} file(s) were being written when an ingest or delete stopped ({names})",
+            "Run the same `rag ingest PATH` again: it finishes them and removes their stale chunks "
+            "(add --prune if the files are gone).")
+    if count < promised:
+        return Check(
+            "records", False,
+            f"the manifest records {len(records)} files with {promised} chunks, but the collection "
+            f"holds only {count}: the store lost chunks (another store, or a reset or delete cut short)",
+            "Run `rag ingest PATH` again for the same folders: files whose chunks are missing are "
+            "stored again, the rest are skipped; or `rag reset --yes` and ingest again.")
+    if count > promised:
+        return Check(
+            "records", False,
+            f"the collection holds {count} chunks but the manifest's {len(records)} files account for "
+            f"{promised}: {count - promised} chunks belong to no finished file",
+            "Run `rag ingest PATH --prune` for the same folders (it sweeps chunks by file); if the "
+            "numbers still differ, `rag reset --yes` and ingest again.")
+    return Check("records", True, f"manifest and collection agree ({len(records)} files, {count} chunks)")
+
+
+def _ocr() -> Check:
+    """Scanned PDFs: OCRed or skipped? Optional, so a missing Tesseract is said, not a problem."""
+    from rag.ingest.formats import ocr
+
+    found = ocr.status()
+    return Check("ocr", True, found.detail, "" if found.available else ocr.INSTALL_FIX)
 
 
 def _ingest_lock(settings: Settings, report: Diagnosis) -> None:

@@ -31,8 +31,8 @@ def explain(exc: BaseException, settings: Settings | None) -> RagError | None:
         path = settings.state_db if settings is not None else "RAG_DATA_DIR/state.sqlite3"
         return StateError(
             f"The state file {path} is damaged ({exc}).",
-            f"Move it aside (`mv {path} {path}.bad`) and run `rag ingest` on your folders again: "
-            "chunk ids are content hashes, so the store is not duplicated.",
+            f"Move it aside (`mv {path} {path}.bad`) and run the command again: it holds only "
+            "caches (embeddings, BM25), rebuilt as needed; the documents live in the store.",
         )
     if isinstance(exc, (NotADirectoryError, FileExistsError, PermissionError, IsADirectoryError)):
         where = settings.data_dir if settings is not None else "RAG_DATA_DIR"

@@ -2,7 +2,15 @@
 
 One collection per embedding model and size (its name says which), in cosine space, with its
 model recorded in the collection's metadata and checked on every open, so 512-dim vectors never
-land beside 1,536-dim ones. Indexing and search logic live in `rag.ingest.pipeline` and `rag.retrieve.searcher`.
+land beside 1,536-dim ones. Beside each, a small manifest collection (`rag.state`) holds the file
+records and the write version every process and machine agrees on.
+
+Embedded Chroma keeps a collection's vector index in the memory of each process that searched it,
+and never re-reads it when another process writes. `catch_up` reads the shared write version (one
+small read) and, when another process moved it, reopens the embedded client, so a long-lived
+process (the app) sees the CLI's ingests, deletes and resets at its next question. A server needs
+no reopening: it is one process. Indexing and search logic live in `rag.ingest.pipeline` and
+`rag.retrieve.searcher`.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from rag.config import Settings
 from rag.embeddings import EmbeddingInfo
 from rag.errors import DimensionMismatchError, StoreError
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
@@ -24,6 +34,8 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
 PREFIX = "rag_"
+MANIFEST_PREFIX = "ragfiles_"
+"""Each collection's manifest (file records and write version) lives in a collection so named."""
 EVAL_PREFIX = "eval_"
 """`rag eval` keeps each QA set's paragraphs in a collection of its own, named with this prefix."""
 
@@ -74,6 +86,56 @@ def reset_clients() -> None:
     """Forget cached clients (tests point the data dir somewhere new)."""
     _persistent_client.cache_clear()
     _http_client.cache_clear()
+    _known.clear()
+
+
+def store_key(settings: Settings) -> str:
+    """Which store these settings reach: a server address or an embedded path."""
+    if settings.chroma_host:
+        return f"http://{settings.chroma_host}:{settings.chroma_port}"
+    return str(settings.chroma_dir.absolute())
+
+
+_known: dict[tuple[str, str], str] = {}
+"""(store, collection) -> the write version this process's embedded handles reflect."""
+
+
+def note_version(settings: Settings, name: str, version: str) -> None:
+    """This process wrote `version`: its own handles already hold the write, nothing to reopen."""
+    _known[(store_key(settings), name)] = version
+
+
+def catch_up(settings: Settings, name: str) -> str:
+    """The collection's shared write version; reopens the embedded client if another process moved it.
+
+    Called before each question and before each ingest. In server mode the server is the only
+    process holding the index, so nothing is reopened; the version still tells BM25 and the
+    caches to refresh.
+    """
+    from rag.state import read_version
+
+    version = read_version(settings, name)
+    key = (store_key(settings), name)
+    seen = _known.get(key)
+    if seen is not None and seen != version and not settings.chroma_host:
+        reopen_embedded(settings)
+    _known[key] = version
+    return version
+
+
+def reopen_embedded(settings: Settings) -> None:
+    """Drop this process's embedded Chroma for the data dir, so the next call loads what is on disk.
+
+    Chroma caches one `System` per path; handles already given out keep the old one alive (and
+    keep working on the old view) until they are dropped, so a search in flight is not broken.
+    """
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    path = str(settings.chroma_dir.absolute())
+    _persistent_client.cache_clear()
+    SharedSystemClient._identifier_to_system.pop(path, None)
+    SharedSystemClient._identifier_to_refcount.pop(path, None)
+    log.debug("reopened the embedded store at %s after another process wrote", path)
 
 
 def collection(settings: Settings, info: EmbeddingInfo, *, create: bool = True) -> Collection:

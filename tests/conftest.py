@@ -170,7 +170,7 @@ def corpus(tmp_path: Path) -> Path:
     (root / "cosine.md").write_text(COSINE_EN, encoding="utf-8")
     (root / "tokens.html").write_text(HTML, encoding="utf-8")
     (root / ".hidden.txt").write_text("hidden files are skipped", encoding="utf-8")
-    (root / "notes.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    (root / "notes.rtf").write_text("{\\rtf1 a}", encoding="utf-8")
     return root
 
 

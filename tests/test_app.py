@@ -138,10 +138,10 @@ def test_uploads_are_sanitised_checked_and_ingested(settings, local_model) -> No
     assert saved == [] and [r.name for r in rejected] == ["x.exe", "big.txt"]
     assert "RAG_MAX_FILE_MB" in rejected[1].reason
     report, rejected = ingest_uploads(
-        settings, [("../notes/猫.txt", "吾輩は猫である。名前はまだ無い。".encode()), ("a.csv", b"1,2")]
+        settings, [("../notes/猫.txt", "吾輩は猫である。名前はまだ無い。".encode()), ("a.rtf", b"{\\rtf1 a}")]
     )
     assert report is not None and report.files_read == 1 and report.added == 1
-    assert [r.name for r in rejected] == ["a.csv"]
+    assert [r.name for r in rejected] == ["a.rtf"]
     uploaded = settings.data_dir / "uploads" / "猫.txt"
     assert uploaded.is_file()
     assert sorted(p.name for p in (settings.data_dir / "uploads").iterdir()) == ["猫.txt"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,8 +20,11 @@ import pytest
 
 from tests.fake_openai import FakeOpenAI
 
-RAG = str(Path(sys.executable).parent / "rag")
+REPO = Path(__file__).resolve().parent.parent
+RAG = [sys.executable, "-m", "rag"]
+"""This checkout's `rag` (the venv's `rag` script may belong to another checkout)."""
 COLLECTION = "rag_openai_text-embedding-3-small_1536"
+MANIFEST = "ragfiles_" + COLLECTION
 FILES = 300
 
 
@@ -37,55 +39,79 @@ def make_files(root: Path, n: int = FILES) -> None:
 
 def rag_env(server: FakeOpenAI, data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_", "CHROMA_"))}
-    env.update(RAG_DATA_DIR=str(data_dir), OPENAI_API_KEY=server.api_key or "",
+    env.update(PYTHONPATH=str(REPO), RAG_DATA_DIR=str(data_dir), OPENAI_API_KEY=server.api_key or "",
                OPENAI_BASE_URL=server.base_url, RAG_OPENAI_MAX_RETRIES="0", **extra)
     return env
 
 
 def ingest(root: Path, env: dict[str, str], timeout: float = 300) -> tuple[int, dict]:
-    done = subprocess.run([RAG, "ingest", str(root), "--json"], env=env, capture_output=True,
+    done = subprocess.run([*RAG, "ingest", str(root), "--json"], env=env, capture_output=True,
                           text=True, timeout=timeout)
     return done.returncode, json.loads(done.stdout or "{}")
 
 
-def committed(data_dir: Path) -> int:
-    """Files the manifest records as done (0 before the state database exists)."""
-    db_path = data_dir / "state.sqlite3"
-    if not db_path.exists():
-        return 0
+_clients: dict[Path, object] = {}
+
+
+def raw_store(data_dir: Path):
+    """A raw Chroma client on the data dir's embedded store, opened once it exists (read only)."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    if data_dir not in _clients:
+        if not (data_dir / "chroma" / "chroma.sqlite3").exists():
+            return None
+        _clients[data_dir] = chromadb.PersistentClient(
+            path=str(data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+    return _clients[data_dir]
+
+
+def manifest(data_dir: Path) -> list[dict]:
+    """The records of the files the store holds (its manifest collection), [] before there is one."""
+    chroma = raw_store(data_dir)
     try:
-        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1) as db:
-            return db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
-    except sqlite3.OperationalError:  # the schema is not there yet
+        got = chroma.get_collection(MANIFEST).get(where={"kind": "file"}, include=["metadatas"])
+    except Exception:  # not created yet
+        return []
+    return [m for m in got["metadatas"] if m["state"] != "deleted"]  # tombstones of deleted files
+
+
+def committed(data_dir: Path) -> int:
+    """Files the store's manifest records as done."""
+    return sum(m["state"] == "done" for m in manifest(data_dir)) if raw_store(data_dir) else 0
+
+
+def chunk_count(data_dir: Path) -> int:
+    try:
+        return raw_store(data_dir).get_collection(COLLECTION).count()
+    except Exception:
         return 0
 
 
 def snapshot(data_dir: Path) -> dict:
-    """Everything that must match between two data dirs: store, record manager, manifest."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    chroma = chromadb.PersistentClient(path=str(data_dir / "chroma"),
-                                       settings=ChromaSettings(anonymized_telemetry=False))
-    got = chroma.get_collection(COLLECTION).get(include=["documents", "metadatas", "embeddings"])
+    """Everything that must match between two data dirs: chunks, vectors, manifest."""
+    got = raw_store(data_dir).get_collection(COLLECTION).get(include=["documents", "metadatas", "embeddings"])
     order = np.argsort(got["ids"])
-    with sqlite3.connect(data_dir / "state.sqlite3") as db:
-        keys = sorted(r[0] for r in db.execute("SELECT key FROM records WHERE namespace=?", [COLLECTION]))
-        files = db.execute("SELECT path, chunks FROM files WHERE namespace=?", [COLLECTION]).fetchall()
+    records = manifest(data_dir)
+    per_path: dict[str, int] = {}
+    for meta in got["metadatas"]:
+        per_path[meta["path"]] = per_path.get(meta["path"], 0) + 1
     return {
         "ids": [got["ids"][i] for i in order],
         "documents": [got["documents"][i] for i in order],
         "chunk_keys": [(got["metadatas"][i]["path"], got["metadatas"][i]["chunk"]) for i in order],
         "vectors": np.asarray(got["embeddings"])[order],
-        "record_keys": keys,
-        "files": dict(files),
+        "chunks_per_file": per_path,
+        "unfinished": sorted(m["path"] for m in records if m["state"] != "done"),
+        "files": {m["path"]: m["chunks"] for m in records},
     }
 
 
 def assert_consistent(snap: dict, root: Path) -> None:
     assert len(snap["ids"]) == len(set(snap["ids"]))
     assert len(snap["chunk_keys"]) == len(set(snap["chunk_keys"])), "a chunk is stored twice"
-    assert snap["record_keys"] == snap["ids"], "record manager and collection disagree (orphans)"
+    assert snap["unfinished"] == [], "a file was left half-written"
+    assert snap["chunks_per_file"] == snap["files"], "store and manifest disagree (orphans or losses)"
     expected = {str(p) for p in root.rglob("*.txt")}
     assert set(snap["files"]) == expected, "manifest incomplete"
     assert sum(snap["files"].values()) == len(snap["ids"])
@@ -97,7 +123,7 @@ def test_sigkill_mid_ingest_then_rerun_equals_a_clean_ingest(tmp_path: Path) -> 
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
     with FakeOpenAI(api_key="sk-crash-test-0123456789", latency_s=0.05) as server:
         env = rag_env(server, killed_dir, RAG_INGEST_BATCH_CHUNKS="5", RAG_OPENAI_CONCURRENCY="1")
-        proc = subprocess.Popen([RAG, "ingest", str(root), "--json"], env=env,
+        proc = subprocess.Popen([*RAG, "ingest", str(root), "--json"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 120
@@ -137,14 +163,14 @@ def test_second_ingest_on_the_same_data_dir_refuses(tmp_path: Path) -> None:
     lock = data_dir / "ingest.lock"
     with FakeOpenAI(api_key="sk-crash-test-0123456789", latency_s=0.1) as server:
         env = rag_env(server, data_dir, RAG_INGEST_BATCH_CHUNKS="3", RAG_OPENAI_CONCURRENCY="1")
-        first = subprocess.Popen([RAG, "ingest", str(root), "--json"], env=env,
+        first = subprocess.Popen([*RAG, "ingest", str(root), "--json"], env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             deadline = time.monotonic() + 120
             while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
                 assert first.poll() is None and time.monotonic() < deadline, "first ingest never locked"
                 time.sleep(0.02)
-            second = subprocess.run([RAG, "ingest", str(root), "--json"], env=env,
+            second = subprocess.run([*RAG, "ingest", str(root), "--json"], env=env,
                                     capture_output=True, text=True, timeout=120)
             assert first.poll() is None, "the first ingest ended too soon for this test to mean anything"
             out, _ = first.communicate(timeout=300)
@@ -179,3 +205,90 @@ def test_lock_is_released_when_the_holder_dies(tmp_path: Path) -> None:
         holder.wait()
     with ingest_lock(tmp_path / "data"):
         pass
+
+
+def accounted(data_dir: Path) -> int:
+    """Chunks that finished files account for."""
+    return sum(m["chunks"] for m in manifest(data_dir) if m["state"] == "done")
+
+
+def stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "Tt"
+
+
+def kill_between_write_and_commit(proc: subprocess.Popen, data_dir: Path, sig: int) -> None:
+    """Freeze the ingest again and again until the store holds chunks no finished file accounts
+    for (written, not committed: the window a `docker stop` lands in), then send `sig` there."""
+    deadline = time.monotonic() + 240
+    while True:
+        assert proc.poll() is None, "the ingest ended before the kill landed in the window"
+        assert time.monotonic() < deadline, "never caught the ingest between write and commit"
+        os.kill(proc.pid, signal.SIGSTOP)
+        while not stopped(proc.pid):
+            time.sleep(0.001)
+        if committed(data_dir) >= 10 and chunk_count(data_dir) > accounted(data_dir):
+            os.kill(proc.pid, sig)
+            os.kill(proc.pid, signal.SIGCONT)  # a stopped process acts on SIGTERM once continued
+            proc.wait(timeout=30)
+            return
+        os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.002 * (os.getpid() % 5))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_between_write_and_commit_then_files_edited(tmp_path: Path, sig: int, chroma_server,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks stored, their file not yet recorded, then the files change (or go) before the
+    re-run: the re-run with --prune must still equal a clean ingest of the edited folder.
+
+    The killed ingest writes to a Chroma server, so this process can look at the store while
+    the ingest is frozen (an embedded store's SQLite lock would freeze the look too)."""
+    import chromadb
+
+    from rag.config import get_settings
+    from rag.ingest.pipeline import reset
+
+    host, port = chroma_server
+    monkeypatch.setenv("CHROMA_HOST", host)
+    monkeypatch.setenv("CHROMA_PORT", str(port))
+    get_settings.cache_clear()
+    reset(get_settings())
+    root = tmp_path / "docs"
+    make_files(root, 120)
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    _clients[killed_dir] = chromadb.HttpClient(host=host, port=port)
+    with FakeOpenAI(api_key="sk-crash-test-0123456789", latency_s=0.03) as server:
+        env = rag_env(server, killed_dir, RAG_INGEST_BATCH_CHUNKS="5", RAG_OPENAI_CONCURRENCY="1",
+                      CHROMA_HOST=host, CHROMA_PORT=str(port))
+        proc = subprocess.Popen([*RAG, "ingest", str(root), "--json"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            kill_between_write_and_commit(proc, killed_dir, sig)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        orphans = chunk_count(killed_dir) - accounted(killed_dir)
+        assert orphans > 0 and proc.returncode == -sig
+
+        for i, path in enumerate(sorted(root.rglob("*.txt"))):  # every file edited, some removed
+            if i % 4 == 0:
+                path.unlink()
+            else:
+                path.write_text(f"Edited {path.stem}: 改訂版の文書です。", encoding="utf-8")
+        code, rerun = ingest_with(root, env, "--prune")
+        assert code == 0, rerun
+        code, clean = ingest(root, rag_env(server, clean_dir))
+        assert code == 0
+
+    killed, fresh = snapshot(killed_dir), snapshot(clean_dir)
+    assert_consistent(killed, root)
+    assert not any("Document" in d for d in killed["documents"]), "stale text is still searchable"
+    assert killed["ids"] == fresh["ids"]
+    assert killed["documents"] == fresh["documents"]
+    assert killed["files"] == fresh["files"]
+
+
+def ingest_with(root: Path, env: dict[str, str], *extra: str) -> tuple[int, dict]:
+    done = subprocess.run([*RAG, "ingest", str(root), *extra, "--json"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    return done.returncode, json.loads(done.stdout or "{}")

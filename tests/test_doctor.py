@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from rag.cli import main
 from rag.config import get_settings
 from rag.embeddings import resolve
 from rag.ingest.pipeline import Ingestor, ingest_lock
+from rag.state import Manifest
 from tests.conftest import free_port
 from tests.fake_openai import FakeOpenAI
 
@@ -161,9 +161,7 @@ def test_records_out_of_step_then_repaired_by_ingest(corpus: Path, openai_env: F
     settings = get_settings()
     name = resolve(settings).collection_name
     path = str(corpus / "cosine.md")
-    with sqlite3.connect(settings.state_db) as db:
-        db.execute("DELETE FROM records WHERE namespace=? AND group_id=?", [name, path])
-        db.execute("DELETE FROM files WHERE namespace=? AND path=?", [name, path])
+    Manifest(settings, name).remove([path])  # chunks stored, record never committed
     code, _, checks = doctor(capsys)
     assert code == 1 and not checks["records"]["ok"]
     assert "rag ingest PATH" in checks["records"]["fix"]

@@ -104,7 +104,7 @@ def hostile_folder(root: Path) -> dict[str, str]:
     put("new\nline.txt", b"A file name with a newline in it is still a file.")
     put(GOOD_DEEP, b"# Deep\n\nThirty folders down, this note is still found.")
     (root / "level0" / "loop").symlink_to(root)  # a symlink loop back to the top
-    (root / "notes.csv").write_text("a,b\n1,2\n")  # unsupported: counted, not failed
+    (root / "notes.rtf").write_text("{\\rtf1 a}")  # unsupported: counted, not failed
     return bad
 
 

@@ -12,6 +12,7 @@ from rag.cli import main
 from rag.config import get_settings
 from rag.ingest.pipeline import Ingestor
 from rag.retrieve.searcher import Searcher
+from rag.state import Manifest
 from tests.conftest import NEKO
 
 
@@ -29,7 +30,7 @@ def test_encodings_are_detected_and_searchable(corpus: Path, local_model, store_
     report = ingest([corpus])
     assert report.failed == []
     assert report.files_read == 5
-    assert report.files_unsupported == 1  # notes.csv; .hidden.txt is not even considered
+    assert report.files_unsupported == 1  # notes.rtf; .hidden.txt is not even considered
     hits = Searcher(get_settings()).search("猫の名前", k=3, mode="vector").hits
     assert hits[0].source == "ja/neko_sjis.txt"
     assert hits[0].text.startswith("吾輩は猫である")
@@ -107,7 +108,8 @@ def test_prune_removes_documents_of_deleted_files(corpus: Path, local_model, sto
     assert pruned.deleted == 2
     coll = store.collection(get_settings(), Ingestor(get_settings()).info)
     assert coll.get(where={"source": "cosine.md"})["ids"] == []
-    assert Ingestor(get_settings()).records.count() == coll.count()
+    records = Manifest(get_settings(), coll.name).all()
+    assert all(r.done for r in records) and sum(r.chunks for r in records) == coll.count()
 
 
 def test_bad_file_among_good_ones(corpus: Path, local_model, capsys) -> None:

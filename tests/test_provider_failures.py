@@ -18,9 +18,8 @@ from rag.cli import main
 from rag.config import get_settings
 from rag.embeddings import EmbeddingInfo, resolve
 from rag.errors import DimensionMismatchError
-from rag.ingest.pipeline import Ingestor
 from rag.retrieve.searcher import Searcher
-from rag.state import Manifest, StateDB
+from rag.state import Manifest
 from tests.conftest import free_port
 from tests.fake_openai import FakeOpenAI
 
@@ -38,11 +37,7 @@ def stored_count() -> int:
 
 def manifest_paths() -> set[str]:
     settings = get_settings()
-    state = StateDB(settings.state_db)
-    try:
-        return {r.path for r in Manifest(resolve(settings).collection_name, state).all()}
-    finally:
-        state.close()
+    return {r.path for r in Manifest(settings, resolve(settings).collection_name).all() if r.done}
 
 
 def use(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
@@ -143,7 +138,8 @@ def test_timeout_mid_batch_leaves_no_half_document(tmp_path: Path, openai_env: F
     assert all(full[p] > 1 for p in full)  # multi-chunk documents: "whole" means something
     for path, count in partial.items():
         assert count == full[path], f"{path} was stored with {count} of its {full[path]} chunks"
-    assert Ingestor(get_settings()).records.count() == sum(full.values())
+    records = Manifest(get_settings(), resolve(get_settings()).collection_name).all()
+    assert all(r.done for r in records) and sum(r.chunks for r in records) == sum(full.values())
 
 
 def test_connection_refused(corpus: Path, monkeypatch, capsys) -> None:

@@ -18,10 +18,11 @@ from pathlib import Path
 from langchain_core.documents import Document
 
 from rag.errors import LoadError
+from rag.ingest.formats import READERS, reader_for
 from rag.ingest.paths import inside, path_key, readable, real
 from rag.visible import has_visible_text
 
-SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf"})
+SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", *READERS})
 _CANDIDATE_ENCODINGS = ("utf-8", "cp932", "euc_jp")
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\u3000-\u303f\uff01-\uff5e]")
 _HALFWIDTH_KANA = re.compile(r"[\uff61-\uff9f]")
@@ -206,7 +207,10 @@ def _checked(text: str, name: str) -> tuple[str, str]:
 def load(found: FoundFile, data: bytes) -> list[Document]:
     """Read one file's bytes into Documents with `source`, `path` and format metadata."""
     suffix = found.path.suffix.lower()
-    if suffix == ".pdf":
+    office = reader_for(suffix)
+    if office is not None:
+        docs = office(data)
+    elif suffix == ".pdf":
         docs = _load_pdf(data)
     else:
         text, enc = decode_text(data)
@@ -267,7 +271,11 @@ def _load_html(text: str) -> list[Document]:
 
 
 def _load_pdf(data: bytes) -> list[Document]:
-    """One Document per page with text; encrypted and broken PDFs say so plainly."""
+    """One Document per page with text; encrypted and broken PDFs say so plainly.
+
+    A page without a text layer is OCRed when Tesseract is installed (`rag.ingest.formats.ocr`);
+    every page carries the page count, so the pages left without text can be named.
+    """
     import io
     import logging
 
@@ -279,11 +287,17 @@ def _load_pdf(data: bytes) -> list[Document]:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError("encrypted PDF (password required)")
+        from rag.ingest.formats.ocr import ocr_page
+
         docs = []
+        pages = len(reader.pages)
         for number, page in enumerate(reader.pages, start=1):
             text = page.extract_text() or ""
+            meta: dict[str, object] = {"page": number, "pages": pages, "start": 0}
+            if not has_visible_text(text) and (text := ocr_page(page)):
+                meta["ocr"] = "tesseract"
             if has_visible_text(text):
-                docs.append(Document(page_content=text, metadata={"page": number, "start": 0}))
+                docs.append(Document(page_content=text, metadata=meta))
     except LoadError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
@@ -293,5 +307,10 @@ def _load_pdf(data: bytes) -> list[Document]:
             raise LoadError("encrypted PDF (needs a decryption library or password)") from None
         raise LoadError(f"unreadable PDF ({type(exc).__name__})") from None
     if not docs:
-        raise LoadError("PDF has no extractable text (scanned images?)")
+        from rag.ingest.formats import ocr
+
+        found = ocr.status()
+        if found.available:
+            raise LoadError("PDF has no extractable text (scanned images?); OCR found none either")
+        raise LoadError("PDF has no extractable text (scanned images?);", ocr.INSTALL_FIX)
     return docs

@@ -1,16 +1,20 @@
 """Idempotent ingest: files in, chunks embedded and stored, each document whole or not at all.
 
-The pipeline per run: discover files; skip those whose content digest is unchanged since the last
-successful ingest (no read, no chunking, no embedding); load and chunk the rest; group whole
-documents into batches; embed a batch while the previous one is written; write through LangChain's
-`index()` with our record manager (incremental cleanup replaces a changed file's old chunks). A bad
-file is reported and skipped; a provider failure stops the run without leaving half a document.
+The pipeline per run: catch up with the store (another process may have written); discover files;
+skip those the store's manifest records as done with the same content digest (no read, no
+chunking, no embedding) unless the store lost their chunks; load and chunk the rest; group whole
+documents into batches; embed a batch while the previous one is written; write through
+LangChain's `index()` with a record manager answered by the store, bracketed by the manifest's
+`writing` and `done` records (`rag.state`), so a killed run is finished, and its orphans swept by
+path, by the next. A bad file is reported and skipped; a provider failure stops the run without
+leaving half a document unrecorded.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import time
@@ -29,15 +33,21 @@ from rag import store
 from rag.config import Settings
 from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import BusyError, LoadError
+from rag.ingest import quality
 from rag.ingest.chunking import split_documents
 from rag.ingest.loaders import FoundFile, Skipped, discover, load
 from rag.ingest.paths import path_key, readable, real
 from rag.progress import Progress, ProgressFn
-from rag.state import FileRecord, Manifest, SQLiteRecordManager, StateDB
+from rag.state import WRITING, FileRecord, Manifest, StoreRecordManager, store_counts
 
 log = logging.getLogger(__name__)
 
 PIPELINE_VERSION = 1
+_VERIFY_EACH = 200
+"""Runs over at most this many files check each file's chunk count in the store (cheap for a few
+files); larger runs compare one count with the manifest's sum, and go per file only if short."""
+
+
 @dataclass
 class IngestReport:
     """What a run did, in the shape `rag ingest --json` prints."""
@@ -48,6 +58,8 @@ class IngestReport:
     files_unchanged: int = 0
     files_unsupported: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    flagged: list[tuple[str, quality.Flag]] = field(default_factory=list)
+    """Ingested files whose text looks garbled on some page (or a page has no text layer)."""
     added: int = 0
     updated: int = 0
     skipped: int = 0
@@ -62,6 +74,7 @@ class IngestReport:
                 "unchanged": self.files_unchanged,
                 "unsupported": self.files_unsupported,
                 "failed": [{"path": p, "reason": r} for p, r in self.failed],
+                "flagged": [{"path": p, "page": f.page, "reason": f.reason} for p, f in self.flagged],
             },
             "chunks": {"added": self.added, "updated": self.updated,
                        "skipped": self.skipped, "deleted": self.deleted},
@@ -76,6 +89,16 @@ class _Pending:
     found: FoundFile
     digest: str
     chunks: list[Document]
+
+
+def chunk_id(chunk: Document) -> str:
+    """A chunk's id in the store: a hash of its text and metadata (path, position, heading).
+
+    The same file ingested by any process or machine gets the same ids, so `index()` (and
+    `_not_stored`) can ask the store whether a chunk is there before embedding it.
+    """
+    payload = json.dumps([chunk.page_content, chunk.metadata], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.blake2b(payload.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 @contextmanager
@@ -117,13 +140,14 @@ class Ingestor:
         self.settings = settings
         self.info = info or resolve(settings)
         self.embeddings = get_embeddings(settings, self.info)
-        self.state = StateDB(settings.state_db)
         namespace = self.info.collection_name
-        self.records = SQLiteRecordManager(namespace, self.state)
-        self.manifest = Manifest(namespace, self.state)
+        store.catch_up(settings, namespace)
+        self.manifest = Manifest(settings, namespace)
         self.vectors = store.vector_store(settings, self.info, self.embeddings)
         self.max_batch = store.client(settings).get_max_batch_size()
         """Chroma refuses larger writes (5,461 embedded): a bigger document is written in parts."""
+        self.records = StoreRecordManager(namespace, lambda: self.vectors._collection)
+        self._known: dict[str, FileRecord] = {}
         self.fingerprint = (
             f"v{PIPELINE_VERSION}:size={settings.chunk_size}:overlap={settings.chunk_overlap}"
         )
@@ -135,6 +159,7 @@ class Ingestor:
         started = time.perf_counter()
         report = IngestReport(self.info, self.info.collection_name)
         with ingest_lock(self.settings.data_dir, lock_wait_s):
+            self._catch_up()
             found: list[FoundFile] = []
             for item in discover(paths):
                 if isinstance(item, Skipped):
@@ -145,9 +170,70 @@ class Ingestor:
                 else:
                     found.append(item)
             report.deleted += self._drop_aliases(found)
+            self._known = self._reconciled([f.key for f in found])
             self._run(found, report, progress)
             if prune:
                 report.deleted += self._prune(paths, {f.key for f in found})
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _not_stored(self, chunks: list[Document]) -> list[str]:
+        """Texts of the chunks the store does not hold yet: only those are worth embedding ahead.
+
+        A file whose record was lost (a fresh data dir's empty cache, a reset cut short) is
+        read again, but its chunks already in the store cost one id lookup, not an embedding.
+        """
+        present = self.records.exists([chunk_id(c) for c in chunks])
+        return [c.page_content for c, there in zip(chunks, present, strict=True) if not there]
+
+    def _catch_up(self) -> None:
+        """Under the lock: if another process wrote since we opened the store, reopen our handles,
+        so this run writes on top of what is really there (an embedded index reloaded from disk)."""
+        before = store._known.get((store.store_key(self.settings), self.info.collection_name))
+        if store.catch_up(self.settings, self.info.collection_name) != before:
+            self.vectors = store.vector_store(self.settings, self.info, self.embeddings)
+            self.manifest = Manifest(self.settings, self.info.collection_name)
+
+    def _reconciled(self, paths: list[str]) -> dict[str, FileRecord]:
+        """The manifest's records of `paths`, less those whose chunks the store no longer holds.
+
+        A few files (an upload, a re-run on one folder) are checked one by one: their chunks
+        counted in the store against their records, so a file with chunks missing, or extra
+        ones, is ingested again. For many files that costs a read of every chunk's metadata, so
+        one count is compared with the manifest's sum first, and files are counted only when the
+        store holds fewer chunks than the finished records promise (a reset killed half-way,
+        another store, chunks deleted by another tool).
+        """
+        chunks = self.vectors._collection
+        if len(paths) <= _VERIFY_EACH:  # a few files (an upload): check each one's count, exactly
+            known = self.manifest.get_many(paths)
+        else:
+            records = self.manifest.all()
+            known = {r.path: r for r in records}
+            if chunks.count() >= sum(r.chunks for r in records if r.done):
+                return known
+        done = [p for p in paths if p in known and known[p].done]
+        held = store_counts(chunks, done)
+        short = {p for p in done if held[p] != known[p].chunks}
+        return {p: r for p, r in known.items() if p not in short}
+
+    def reindex(self, path: Path, source: str, *, progress: ProgressFn | None = None,
+                lock_wait_s: float = 60.0) -> IngestReport:
+        """Read one ingested file again (today's loaders and chunk settings) under its source name.
+
+        No manifest record is consulted, so the unchanged-file shortcut does not apply; chunks
+        whose text and metadata come out the same are still skipped by the record manager.
+        """
+        started = time.perf_counter()
+        report = IngestReport(self.info, self.info.collection_name)
+        path = real(path)
+        root, text = path, path.as_posix()
+        if source != path.name and text.endswith("/" + source):
+            root = Path(text[: -len(source) - 1])
+        with ingest_lock(self.settings.data_dir, lock_wait_s):
+            self._catch_up()
+            self._known = {}
+            self._run([FoundFile(path, root)], report, progress)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -180,7 +266,7 @@ class Ingestor:
                         prepared += len(pending.chunks)
                     if group and (sum(len(p.chunks) for p in group) >= limit or done == len(found)):
                         chunks = [c for p in group for c in p.chunks]
-                        texts = [c.page_content for c in chunks]
+                        texts = self._not_stored(chunks)
                         queued.append((group, chunks, embedder.submit(self.embeddings.embed_documents, texts)))
                         group = []
                         while len(queued) > ahead:
@@ -229,13 +315,15 @@ class Ingestor:
             report.failed.append((readable(item.path), f"cannot read: {exc.strerror or exc}"))
             return None
         digest = hashlib.blake2b(data, digest_size=20).hexdigest()
-        known = self.manifest.get(item.key)
-        if known and known.digest == digest and known.fingerprint == self.fingerprint:
+        known = self._known.get(item.key)
+        if known and known.done and known.digest == digest and known.fingerprint == self.fingerprint:
             report.files_unchanged += 1
             report.skipped += known.chunks
             return None
         try:
             docs = load(item, data)
+            suffix = item.path.suffix.lower()
+            flags = quality.check(docs, text_layer=suffix == ".pdf")
             chunks = split_documents(docs, self.settings.chunk_size, self.settings.chunk_overlap)
         except LoadError as exc:
             report.failed.append((readable(item.path), str(exc)))
@@ -243,18 +331,27 @@ class Ingestor:
         except Exception as exc:  # a parser bug on one hostile file must not stop the others
             report.failed.append((readable(item.path), f"could not parse: {type(exc).__name__}"))
             return None
-        for chunk in chunks:
-            chunk.metadata = {k: v for k, v in chunk.metadata.items() if v is not None and v != ""}
+        about = {"type": suffix.lstrip(".")}
+        for chunk in chunks:  # only facts that do not change with an edit: chunk ids stay stable
+            meta = {k: v for k, v in chunk.metadata.items() if v is not None and v != ""}
+            chunk.metadata = {**about, **meta}
+        report.flagged.extend((str(item.path), flag) for flag in flags)
         report.files_read += 1
         return _Pending(item, digest, chunks)
 
     def _write(self, group: list[_Pending], chunks: list[Document], report: IngestReport) -> None:
-        """Write a group of whole documents: one upsert when it fits Chroma's batch, else parts.
+        """Intent, chunks, commit; one upsert when the group fits Chroma's batch, else parts.
 
-        A document cut across parts is still all-or-nothing: if a part fails, the parts already
-        written for this group are deleted again (best effort: a store that is gone cannot be
-        asked), the manifest keeps the old digest, and the next run writes the files whole.
+        The manifest says `writing` before any chunk lands and `done` only after the file's stale
+        chunks are gone, so no kill leaves chunks no record names. A document cut across parts is
+        still all-or-nothing: if a part fails, the parts already written for this group are
+        deleted again (best effort: a store that is gone cannot be asked), and the next run
+        writes the files whole.
         """
+        self.manifest.put([
+            FileRecord(p.found.key, p.found.source, p.digest, self.fingerprint, len(p.chunks), WRITING)
+            for p in group
+        ])
         since = self.records.get_time()
         try:
             result = index(
@@ -264,7 +361,7 @@ class Ingestor:
                 batch_size=max(min(len(chunks), self.max_batch), 1),
                 cleanup="incremental",
                 source_id_key="path",
-                key_encoder="blake2b",
+                key_encoder=chunk_id,
             )
         except BaseException:
             if len(chunks) > self.max_batch:
@@ -278,7 +375,6 @@ class Ingestor:
             FileRecord(p.found.key, p.found.source, p.digest, self.fingerprint, len(p.chunks))
             for p in group
         ])
-        self.manifest.bump()
 
     def _drop_aliases(self, found: list[FoundFile]) -> int:
         """Delete documents recorded under another spelling of a file found now (`../en/a.md`,
@@ -313,43 +409,54 @@ class Ingestor:
         return self.delete_paths(gone)
 
     def delete_paths(self, paths: list[str]) -> int:
-        """Remove these files' chunks from the store, the record manager and the manifest."""
+        """Remove these files' chunks (every chunk stored under their path) and their records.
+
+        The records are marked `writing` first, so a delete killed half-way is finished by the
+        next `--prune` or delete rather than leaving records that promise missing chunks.
+        """
+        if not paths:
+            return 0
+        known = self.manifest.get_many(paths)
+        self.manifest.put([
+            FileRecord(p, r.source, r.digest, r.fingerprint, r.chunks, WRITING) for p, r in known.items()
+        ])
         deleted = 0
-        for path in paths:
-            keys = self.records.list_keys(group_ids=[path])
+        for start in range(0, len(paths), 100):
+            part = paths[start : start + 100]
+            keys = self.records.list_keys(group_ids=part)
             if keys:
                 self._delete_ids(keys)
                 self.records.delete_keys(keys)
                 deleted += len(keys)
-        if paths:
-            self.manifest.remove(paths)
-            self.manifest.bump()
+        self.manifest.remove(paths)
         return deleted
 
     def delete_source(self, source: str) -> int:
         """Delete by the source shown in results or by path; returns chunks deleted."""
         wanted = path_key(real(Path(source)))
-        paths = [r.path for r in self.manifest.all() if r.source == source or r.path == wanted]
+        paths = [r.path for r in self.manifest.find(source, wanted)]
         if not paths:
             raise LoadError(f"No ingested document has source {source!r} (see `rag stats`).")
         with ingest_lock(self.settings.data_dir):
+            self._catch_up()
             return self.delete_paths(paths)
 
 
 def reset(settings: Settings) -> list[str]:
-    """Delete every collection this tool made (eval ones too), its BM25 files and ingest records."""
+    """Delete every collection this tool made (eval ones too), their manifests and BM25 files.
+
+    Manifests go first: a reset killed half-way leaves chunks no record promises (the next ingest
+    finds every file changed, re-adds nothing it already holds, and sweeps the rest by path),
+    never records promising chunks that are gone.
+    """
     import shutil
 
     with ingest_lock(settings.data_dir):
         chroma = store.client(settings)
         names = store.collection_names(settings, (store.PREFIX, store.EVAL_PREFIX))
+        for name in store.collection_names(settings, (store.MANIFEST_PREFIX,)):
+            chroma.delete_collection(name)
         for name in names:
             chroma.delete_collection(name)
         shutil.rmtree(settings.data_dir / "bm25", ignore_errors=True)
-        state = StateDB(settings.state_db)
-        with state.tx() as db:
-            for table in ("records", "files"):
-                db.execute(f"DELETE FROM {table}")
-            db.execute("UPDATE versions SET version = version + 1")
-        state.close()
     return names

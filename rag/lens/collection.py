@@ -81,14 +81,10 @@ _VECTORS: Lru[CollectionVectors] = Lru(limit=2)
 
 
 def collection_key(settings: Settings, info: EmbeddingInfo, coll: Collection) -> tuple[Any, ...]:
-    """Changes whenever the collection does: its name, size and the manifest's version counter."""
-    from rag.state import Manifest, StateDB
+    """Changes whenever the collection does: its name, size and the store's write version."""
+    from rag.state import read_version
 
-    state = StateDB(settings.state_db)
-    try:
-        version = Manifest(info.collection_name, state).version()
-    finally:
-        state.close()
+    version = read_version(settings, info.collection_name)
     return (str(settings.data_dir.absolute()), coll.name, coll.count(), version)
 
 

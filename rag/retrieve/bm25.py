@@ -6,8 +6,10 @@ letters and digits become words. Scoring is one sparse product: per-document BM2
 are precomputed in a CSC matrix, so a query sums a few columns, whatever the collection's size.
 
 The index is cached on disk under `RAG_DATA_DIR/bm25/` and in memory, keyed by the collection's
-`Manifest` version (bumped by every add, replace, prune and delete); a stale index is rebuilt on
-the next search, re-tokenizing only the chunks it has not seen (chunk ids are content hashes).
+write version, which lives in the store (`rag.state`) and changes with every add, replace, prune
+and delete by any process or machine; a stale index is refreshed from the store's chunks on the
+next search, re-tokenizing only the chunks it has not seen (chunk ids are content hashes). The
+files are only a cache: a fresh data dir builds them from the store.
 Fusion with vectors lives in `rag.retrieve.hybrid`; this module knows nothing about embeddings.
 """
 
@@ -22,22 +24,24 @@ import unicodedata
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag.config import Settings
+from rag.store import store_key
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
     from scipy.sparse import csc_matrix, csr_matrix
 
+    from rag.state import Manifest
+
 log = logging.getLogger(__name__)
 
-FORMAT = 3
+FORMAT = 5
 """Bumped when the tokenizer or the file layout changes, so old index files are rebuilt."""
 K1 = 1.2
 B = 0.75
@@ -83,10 +87,18 @@ class TermCounts:
     vocab: list[str]
     tf: csr_matrix
     """documents x terms, int32 counts."""
+    paths: list[str] = field(default_factory=list)
+    """Each document's file path (its `path` metadata), when known: what a refresh replaces."""
+    synced_at: float = 0.0
+    """When the counts were last brought in step with the store's manifest (0: never)."""
+    marks: dict[str, float] = field(default_factory=dict)
+    """Each file's manifest record time when its chunks were read: what is already current."""
+    tokenized: int = 0
+    """Documents tokenized by the refresh that made these counts (for the log)."""
 
     @classmethod
     def from_texts(cls, ids: Sequence[str], texts: Sequence[str], tokenizer: Tokenizer = tokenize,
-                   vocab: list[str] | None = None) -> TermCounts:
+                   vocab: list[str] | None = None, paths: Sequence[str] | None = None) -> TermCounts:
         from scipy.sparse import csr_matrix
 
         vocab = list(vocab or [])
@@ -109,7 +121,7 @@ class TermCounts:
             shape=(len(texts), len(vocab)),
         )
         tf.sort_indices()
-        return cls(list(ids), vocab, tf)
+        return cls(list(ids), vocab, tf, list(paths or []))
 
     def merged(self, keep: Sequence[str], new: TermCounts) -> TermCounts:
         """These counts limited to `keep` ids, plus `new`'s documents, over one vocabulary."""
@@ -126,33 +138,41 @@ class TermCounts:
             vocab = [new.vocab[i] for i in used]
         else:
             vocab = new.vocab
-        return TermCounts([*keep, *new.ids], vocab, tf)
+        paths: list[str] = []
+        if self.paths and len(new.paths) == len(new.ids):
+            paths = [*(self.paths[rows[i]] for i in keep), *new.paths]
+        return TermCounts([*keep, *new.ids], vocab, tf, paths)
 
-    def save(self, path: Path, version: int, collection: str) -> None:
+    def save(self, path: Path, version: str, collection: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with open(tmp, "wb") as handle:
             np.savez(
                 handle,
-                meta=np.asarray([FORMAT, version, *self.tf.shape], dtype=np.int64),
-                collection=_pack([collection]),
+                meta=np.asarray([FORMAT, *self.tf.shape], dtype=np.int64),
+                collection=_pack([collection]), version=_pack([version]),
+                paths=_pack(self.paths), synced_at=np.asarray([self.synced_at], dtype=np.float64),
+                mark_paths=_pack(self.marks), mark_at=np.asarray(list(self.marks.values()), dtype=np.float64),
                 ids=_pack(self.ids), vocab=_pack(self.vocab),
                 data=self.tf.data, indices=self.tf.indices, indptr=self.tf.indptr,
             )
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path, collection: str) -> tuple[TermCounts, int] | None:
+    def load(cls, path: Path, collection: str) -> tuple[TermCounts, str] | None:
         """The counts and the version they were built at, or None when missing or unusable."""
         from scipy.sparse import csr_matrix
 
         try:
             with np.load(path, allow_pickle=False) as f:
-                fmt, version, n_docs, n_terms = (int(x) for x in f["meta"])
+                fmt, n_docs, n_terms = (int(x) for x in f["meta"])
                 if fmt != FORMAT or _unpack(f["collection"]) != [collection]:
                     return None
                 tf = csr_matrix((f["data"], f["indices"], f["indptr"]), shape=(n_docs, n_terms))
-                return cls(_unpack(f["ids"]), _unpack(f["vocab"]), tf), version
+                counts = cls(_unpack(f["ids"]), _unpack(f["vocab"]), tf, _unpack(f["paths"]),
+                             float(f["synced_at"][0]),
+                             dict(zip(_unpack(f["mark_paths"]), f["mark_at"].tolist(), strict=True)))
+                return counts, (_unpack(f["version"]) or [""])[0]
         except FileNotFoundError:
             return None
         except Exception as exc:  # a torn or foreign file is a cache miss, not an error
@@ -173,7 +193,7 @@ def _unpack(array: np.ndarray) -> list[str]:
 class BM25Index:
     """Okapi BM25 (k1=1.2, b=0.75, Lucene's non-negative idf) over fixed term counts."""
 
-    def __init__(self, counts: TermCounts, version: int = 0, tokenizer: Tokenizer = tokenize) -> None:
+    def __init__(self, counts: TermCounts, version: str = "", tokenizer: Tokenizer = tokenize) -> None:
         self.ids = counts.ids
         self.version = version
         self.tokenizer = tokenizer
@@ -236,8 +256,8 @@ def _weights(tf: csr_matrix) -> tuple[csc_matrix, np.ndarray]:
 
 # --- keeping the index in step with a collection ------------------------------------------------
 
-_cache: dict[tuple[str, str], BM25Index] = {}
-_locks: dict[tuple[str, str], threading.Lock] = {}
+_cache: dict[tuple[str, str, str], BM25Index] = {}
+_locks: dict[tuple[str, str, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
@@ -245,39 +265,34 @@ def index_path(settings: Settings, collection_name: str) -> Path:
     return settings.data_dir / "bm25" / f"{collection_name}.npz"
 
 
-@lru_cache(maxsize=8)
-def _state(db_path: Path):
-    from rag.state import StateDB
+def collection_version(settings: Settings, collection_name: str) -> str:
+    """The store's write version of the collection (one small read)."""
+    from rag.state import read_version
 
-    return StateDB(db_path)
-
-
-def collection_version(settings: Settings, collection_name: str) -> int:
-    from rag.state import Manifest
-
-    return Manifest(collection_name, _state(settings.state_db.absolute())).version()
+    return read_version(settings, collection_name)
 
 
-def bump_version(settings: Settings, collection_name: str) -> int:
+def bump_version(settings: Settings, collection_name: str) -> str:
     """For writers that bypass `Ingestor` (the eval collections): mark the collection changed."""
     from rag.state import Manifest
 
-    return Manifest(collection_name, _state(settings.state_db.absolute())).bump()
+    return Manifest(settings, collection_name).bump()
 
 
-def index_for(settings: Settings, collection: Collection) -> BM25Index:
-    """The BM25 index of `collection`, current with its latest ingest; built or refreshed lazily.
+def index_for(settings: Settings, collection: Collection, version: str | None = None) -> BM25Index:
+    """The BM25 index of `collection`, current with its latest write; built or refreshed lazily.
 
-    Current means built at the collection's manifest version (one SQLite read per search).
-    An index read from disk must also hold as many chunks as Chroma does, which catches writes
-    that bypassed the manifest; that check is not repeated per search, because `count()` costs
-    about 5 ms at 100k chunks.
+    Current means built at the store's write version of the collection (`version` when the
+    caller has just read it, else one small read). An index read from disk must also hold as
+    many chunks as Chroma does, which catches writes that bypassed the version; that check is
+    not repeated per search, because `count()` costs about 5 ms at 100k chunks.
     """
-    key = (str(settings.data_dir.absolute()), collection.name)
+    key = (store_key(settings), str(settings.data_dir.absolute()), collection.name)
     with _locks_guard:
         lock = _locks.setdefault(key, threading.Lock())
     with lock:
-        version = collection_version(settings, collection.name)
+        if version is None:
+            version = collection_version(settings, collection.name)
         cached = _cache.get(key)
         if cached is not None and cached.version == version:
             return cached
@@ -286,31 +301,93 @@ def index_for(settings: Settings, collection: Collection) -> BM25Index:
         if stored is not None and stored[1] == version and len(stored[0].ids) == collection.count():
             counts = stored[0]
         else:
-            counts = refresh(collection, stored[0] if stored else None)
+            from rag.state import Manifest
+
+            counts = refresh(collection, stored[0] if stored else None,
+                             Manifest(settings, collection.name))
             counts.save(path, version, collection.name)
         index = BM25Index(counts, version)
         _cache[key] = index
         return index
 
 
-def refresh(collection: Collection, previous: TermCounts | None) -> TermCounts:
-    """Counts matching the collection now, tokenizing only chunks `previous` does not hold."""
+CLOCK_SKEW_S = 300.0
+"""A refresh re-reads the manifest records written this long before its last one, so machines
+whose clocks differ by less than this never miss each other's writes."""
+
+
+def refresh(collection: Collection, previous: TermCounts | None, manifest: Manifest | None = None) -> TermCounts:
+    """Counts matching the collection now, tokenizing only chunks `previous` does not hold.
+
+    With the store's manifest, only the files whose records changed since the last refresh
+    (deletions leave a record too) are read again: O(change), not O(collection). If the result
+    does not hold as many chunks as the store (writes that bypass the manifest, such as the eval
+    collections, or a run killed between a chunk write and its record), every id is listed
+    instead, which is always right.
+    """
     started = time.perf_counter()
+    synced_at = time.time()
+    counts = None
+    if previous is not None and previous.paths and previous.synced_at and manifest is not None:
+        counts = _refresh_changed_files(collection, previous, manifest)
+        how = "changed files"
+    if counts is None:
+        # the manifest's record times first: a file written after this read is re-read next time
+        marks = {r.path: r.at for r in manifest.all()} if manifest is not None else {}
+        counts = _refresh_all_ids(collection, previous)
+        counts.marks = marks
+        how = "all ids"
+    counts.synced_at = synced_at
+    log.info("BM25 index of %s: %d chunks (%d tokenized) by %s in %.2f s", collection.name,
+             len(counts.ids), counts.tokenized, how, time.perf_counter() - started)
+    return counts
+
+
+def _refresh_changed_files(collection: Collection, previous: TermCounts, manifest: Manifest) -> TermCounts | None:
+    changed = {r.path: r for r in manifest.changed_since(previous.synced_at - CLOCK_SKEW_S)
+               if previous.marks.get(r.path) != r.at}
+    keep = [i for i, p in zip(previous.ids, previous.paths, strict=True) if p not in changed]
+    live = [p for p, r in changed.items() if r.state != "deleted"]
+    ids: list[str] = []
+    texts: list[str] = []
+    paths: list[str] = []
+    for start in range(0, len(live), 100):
+        got = collection.get(where={"path": {"$in": live[start:start + 100]}},
+                             include=["documents", "metadatas"])
+        ids.extend(got["ids"])
+        texts.extend(d or "" for d in got["documents"])
+        paths.extend(str((m or {}).get("path", "")) for m in got["metadatas"])
+    new = TermCounts.from_texts(ids, texts, vocab=previous.vocab, paths=paths)
+    counts = previous.merged(keep, new)
+    counts.marks = {**{p: at for p, at in previous.marks.items() if p not in changed},
+                    **{p: r.at for p, r in changed.items() if r.state != "deleted"}}
+    counts.tokenized = len(ids)
+    if len(counts.ids) != collection.count():
+        return None
+    return counts
+
+
+def _refresh_all_ids(collection: Collection, previous: TermCounts | None) -> TermCounts:
     ids = _all_ids(collection)
+    if previous is not None and not previous.paths:
+        previous = None  # paths unknown: read everything once, then refresh by file
     known = set(previous.ids) if previous else set()
     keep = [i for i in ids if i in known]
     todo = [i for i in ids if i not in known]
     texts: list[str] = []
+    paths: list[str] = []
     for start in range(0, len(todo), _FETCH_BATCH):
         part = todo[start : start + _FETCH_BATCH]
-        got = collection.get(ids=part, include=["documents"])
-        by_id = dict(zip(got["ids"], got["documents"], strict=True))
-        texts.extend(by_id.get(i) or "" for i in part)
+        got = collection.get(ids=part, include=["documents", "metadatas"])
+        by_id = {i: (d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)}
+        for i in part:
+            text, meta = by_id.get(i, ("", {}))
+            texts.append(text or "")
+            paths.append(str((meta or {}).get("path", "")))
     base = previous.vocab if previous else []
-    new = TermCounts.from_texts(todo, texts, vocab=base)
+    new = TermCounts.from_texts(todo, texts, vocab=base, paths=paths)
     counts = previous.merged(keep, new) if previous else new
-    log.info("BM25 index of %s: %d chunks (%d tokenized) in %.2f s", collection.name,
-             len(counts.ids), len(todo), time.perf_counter() - started)
+    counts.tokenized = len(todo)
     return counts
 
 

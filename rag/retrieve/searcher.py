@@ -29,15 +29,31 @@ T = TypeVar("T")
 
 
 class Searcher:
-    """Search over one embedding model's collection; cheap to keep for the life of a process."""
+    """Search over one embedding model's collection; cheap to keep for the life of a process.
+
+    Before each question it reads the store's write version (one small read): when another
+    process or machine wrote since the last question, it takes a fresh collection handle (an
+    embedded store is reloaded from disk by `store.catch_up`), and BM25 refreshes on the same
+    version, so vector, BM25 and hybrid answers all reflect the same writes.
+    """
 
     def __init__(self, settings: Settings, info: EmbeddingInfo | None = None) -> None:
         self.settings = settings
         self.info = info or resolve(settings)
         self.embeddings = get_embeddings(settings, self.info)
+        self.version = store.catch_up(settings, self.info.collection_name)
         self.collection = store.collection(settings, self.info)
 
+    def sync(self) -> str:
+        """Catch up with writes made since the last call; returns the write version in force."""
+        version = store.catch_up(self.settings, self.info.collection_name)
+        if version != self.version:
+            self.collection = store.collection(self.settings, self.info)
+            self.version = version
+        return version
+
     def count(self) -> int:
+        self.sync()
         return self._reopening(lambda: self.collection.count())
 
     def _reopening(self, fn: Callable[[], T]) -> T:
@@ -67,6 +83,7 @@ class Searcher:
         mode = opts.mode or self.settings.retrieval_mode
         mmr, threshold, sources = opts.mmr, opts.threshold, opts.sources
         started = time.perf_counter()
+        self.sync()
         query_vector = self.embeddings.embed_query(query)
         embedded = time.perf_counter()
         where = {"source": {"$in": list(sources)}} if sources else None

@@ -20,6 +20,7 @@ from rag.errors import EmptyStoreError
 from rag.retrieve.options import SearchOptions
 from rag.ui import state
 from rag.ui.citations import render_answer_text
+from rag.ui.conversations import render_feedback, save_exchange
 from rag.ui.debug_panel import render_debug_panel
 from rag.ui.first_start import indexing_note
 from rag.ui.i18n import both, lang_of, t
@@ -103,6 +104,7 @@ def render_chat(settings: Settings, controls: SearchOptions) -> None:
                 st.markdown(literal_markdown(msg["content"]))
             else:
                 _render_assistant(msg, i, latest=i == len(history) - 1)
+                render_feedback(settings, msg)
     question = st.chat_input("質問をどうぞ（日本語 / English）", key="question")
     if question and has_visible_text(question):
         _ask(settings, controls, question.strip())
@@ -214,9 +216,11 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
                 raise
         if failed or not final:
             history.append({"role": "assistant", "content": "", "error": failed[0] if failed else "?"})
+            save_exchange(settings, question, history[-1])
             return
         answer = final[0]
         history.append({"role": "assistant", "content": answer.text, "answer": answer, "note": note})
+        save_exchange(settings, question, history[-1])
         with slot.container():  # the streamed text again, now with clickable citations
             _render_text(answer, key=f"answer_{len(history) - 1}")
         if answer.standalone_question != answer.question:
@@ -224,3 +228,4 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
         if note:
             st.caption(note)
         _render_extras(answer, len(history) - 1, latest=True)
+        render_feedback(settings, history[-1])

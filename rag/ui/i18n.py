@@ -43,6 +43,9 @@ _STRINGS: dict[str, dict[str, str]] = {
         "ja": "まだ文書がありません。サイドバーからファイルを追加するか、`rag ingest PATH` を実行してから質問してください。",
         "en": "No documents yet: add files in the sidebar, or run `rag ingest PATH`, then ask again.",
     },
+    "rate_sources": {"ja": "✓✗ 出典は正しかった？", "en": "✓✗ Were the sources right?"},
+    "source_right": {"ja": "正しい", "en": "right"},
+    "source_wrong": {"ja": "違う", "en": "wrong"},
 }
 
 

@@ -39,9 +39,6 @@ def render_sidebar(settings: Settings) -> SearchOptions:
         _render_models(settings)
         st.divider()
         controls = _render_controls(settings)
-        if st.button(both("会話を消去", "Clear chat"), width="stretch", key="clear_chat"):
-            st.session_state["messages"] = []
-            st.rerun()
     return controls
 
 
@@ -113,14 +110,10 @@ def _render_controls(settings: Settings) -> SearchOptions:
 
 
 def _source_names(settings: Settings) -> list[str]:
-    from rag.state import Manifest, StateDB
+    from rag.state import Manifest
 
     searcher = state.get_searcher(settings)
-    db = StateDB(settings.state_db)
-    try:
-        return sorted({r.source for r in Manifest(searcher.info.collection_name, db).all()})
-    finally:
-        db.close()
+    return Manifest(settings, searcher.info.collection_name).sources()
 
 
 def _render_upload(settings: Settings) -> None:
@@ -178,6 +171,8 @@ def report_notes(report: IngestReport) -> list[tuple[str, str]]:
     elif not report.failed:
         notes.append(("warning", "読み込めるファイルがありませんでした / no readable files were found"))
     notes += [("warning", f"{Path(path).name}: {reason}") for path, reason in report.failed]
+    notes += [("warning", f"⚠️ {both('文字化けの疑い', 'Garbled text?')} {Path(path).name}: {flag}")
+              for path, flag in report.flagged]
     return notes
 
 

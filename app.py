@@ -39,8 +39,8 @@ def chat_page() -> None:
     with user_errors():
         _prepare()
         settings = state.settings()
-        render_conversations(settings)
-        render_chat(settings, render_sidebar(settings))
+        # the uploader stays on the sidebar's first screen; the saved chats follow it
+        render_chat(settings, render_sidebar(settings, then=lambda: render_conversations(settings)))
 
 
 def explorer_page() -> None:

@@ -7,6 +7,7 @@ Labels are bilingual because they are read before any question is asked.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
@@ -29,13 +30,16 @@ RETRIEVAL_MODES: dict[str, str] = {
 }
 
 
-def render_sidebar(settings: Settings) -> SearchOptions:
-    """Collection and uploader first (within the first screen), then models, then controls."""
+def render_sidebar(settings: Settings, then: Callable[[], None] | None = None) -> SearchOptions:
+    """Collection and uploader first (within the first screen), then `then` (the saved
+    conversations), then models and controls."""
     with st.sidebar:
         st.header("RAG Lens")
         _render_collection(settings)
         _render_upload(settings)
         st.divider()
+        if then is not None:
+            then()
         _render_models(settings)
         st.divider()
         controls = _render_controls(settings)

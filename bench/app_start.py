@@ -2,8 +2,11 @@
 
 Two starts on a fresh data dir: the first ingests docs_corpus (what a newcomer sees after
 `make run`), the second finds the store already filled (every later start). Each is timed to the
-server's health check and to the chat input being visible in headless Chromium, which is what
-"ready" means to a user. Target: cold start to ready <= 10 s.
+server's health check, to the first text of ours on the page (`label`: a spinner or the
+navigation, so the page is not blank), to the chat input being visible in headless Chromium
+(`ready`: a question can be asked; on the first start the corpus is still being ingested in the
+background then), and to the end of the first-start ingest (`indexed`: its report is shown).
+Target: ready <= 10 s.
 
     .venv/bin/python bench/app_start.py [--json] [--provider use|e5]
 """
@@ -44,18 +47,29 @@ def one_start(data_dir: Path, provider: str | None = None) -> dict[str, float]:
     driver = make_driver()
     try:
         driver.get(f"http://127.0.0.1:{port}/")
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            boxes = driver.find_elements(By.CSS_SELECTOR, 'textarea[data-testid="stChatInputTextArea"]')
-            running = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
-            if boxes and boxes[0].is_displayed() and not running:
-                break
+        deadline = time.monotonic() + 900  # e5 indexes docs_corpus in minutes on 2 loaded cores
+        label = ready = indexed = None
+        while time.monotonic() < deadline and indexed is None:
+            now = time.perf_counter()
+            text = driver.find_element(By.TAG_NAME, "body").text
+            if label is None and ("Chat" in text or "Loading" in text or "First start" in text):
+                label = now
+            if ready is None:
+                boxes = driver.find_elements(By.CSS_SELECTOR, 'textarea[data-testid="stChatInputTextArea"]')
+                if boxes and boxes[0].is_displayed():
+                    ready = now
+            if ready is not None and "First start" not in text:
+                indexed = now
             time.sleep(0.05)
-        ready = time.perf_counter()
     finally:
         driver.quit()
         stop_process(proc)
-    return {"health_s": round(healthy - started, 2), "ready_s": round(ready - started, 2)}
+
+    def since(t: float | None) -> float | None:
+        return None if t is None else round(t - started, 2)
+
+    return {"health_s": since(healthy), "label_s": since(label), "ready_s": since(ready),
+            "indexed_s": since(indexed)}
 
 
 def main() -> None:
@@ -67,10 +81,12 @@ def main() -> None:
         data = Path(tmp) / "rag"
         first = one_start(data, args.provider)
         again = one_start(data, args.provider)
-    result = {"first_start": first, "cold_start": again, "target_ready_s": 10.0}
-    print(f"first start (ingests docs_corpus): health {first['health_s']} s, ready {first['ready_s']} s")
-    print(f"cold start (store filled):         health {again['health_s']} s, ready {again['ready_s']} s"
-          f"  -> {again['ready_s'] / 10.0:.2f}x of the 10 s target")
+    result = {"first_start": first, "cold_start": again, "target_ready_s": 10.0,
+              "load_average": round(os.getloadavg()[0], 1)}
+    print(f"load average {result['load_average']} on {os.cpu_count()} cores")
+    for name, r in (("first start (ingests docs_corpus)", first), ("cold start (store filled)", again)):
+        print(f"{name:34s} health {r['health_s']} s, first label {r['label_s']} s, chat box "
+              f"{r['ready_s']} s, indexed {r['indexed_s']} s")
     if args.json:
         print(json.dumps(result))
 

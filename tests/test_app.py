@@ -8,6 +8,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from rag.config import get_settings
+from rag.embeddings import resolve
+from rag.ingest.background import current_job
 from rag.ingest.pipeline import Ingestor
 from rag.ingest.uploads import ingest_uploads, sanitize_name, save_uploads
 from rag.ui.chat import DEBUG_LABEL
@@ -18,10 +20,17 @@ TIMEOUT = 120  # the first run loads the embedding model (about 4 s) and ingests
 
 
 def start(monkeypatch: pytest.MonkeyPatch, corpus_dir: Path) -> AppTest:
+    """The app's first run, then (if it started one) the end of the background first-start ingest
+    and the run that shows its report."""
     monkeypatch.setenv("RAG_CORPUS_DIR", str(corpus_dir))
     get_settings.cache_clear()
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
+    job = current_job(get_settings(), resolve(get_settings()).collection_name)
+    if job is not None:
+        assert job.wait(TIMEOUT).phase == "done", job.status()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
     return at
 
 
@@ -84,15 +93,20 @@ def test_first_start_ingests_then_answers_with_sources(
     assert list(at.chat_message) == []
 
 
+@pytest.mark.parametrize("corpus_name", ["no-such-corpus", "empty-corpus"])
 def test_empty_store_explains_how_to_ingest(
-    tmp_path: Path, local_model, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, local_model, monkeypatch: pytest.MonkeyPatch, corpus_name: str
 ) -> None:
-    at = start(monkeypatch, tmp_path / "no-such-corpus")
+    (tmp_path / "empty-corpus").mkdir()
+    at = start(monkeypatch, tmp_path / corpus_name)
     assert "rag ingest PATH" in at.info[0].value
+    assert not at.success  # nothing was ingested: no green "0 files" report
     at.chat_input[0].set_value("What is an embedding?").run()
     assert not at.exception
     assert "rag ingest" in at.error[0].value
     assert "Traceback" not in all_text(at)
+    at.chat_input[0].set_value("埋め込みとは何ですか？").run()  # a Japanese question: a Japanese reply
+    assert "まだ文書がありません" in at.error[-1].value and "rag ingest" in at.error[-1].value
 
 
 def test_401_shows_a_message_not_a_traceback(

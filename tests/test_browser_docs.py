@@ -20,7 +20,16 @@ import pytest
 from rag.cli import main
 from rag.config import get_settings
 from tests.conftest import REPO, free_port, start_process, stop_process
-from tests.test_browser import CHROMEDRIVER, CHROMIUM, FLAGS, Page, app_url, browser  # noqa: F401
+from tests.test_browser import (  # noqa: F401
+    CHROMEDRIVER,
+    CHROMIUM,
+    FLAGS,
+    Page,
+    app_url,
+    browser,
+    open_sources,
+    wait_for_first_start,
+)
 from tests.test_formats import docx_bytes
 
 pytestmark = pytest.mark.browser
@@ -176,8 +185,11 @@ def test_conversation_survives_a_restart_with_feedback_and_export(
     downloads.mkdir()
     driver = download_driver(downloads)
     try:
-        page = Page(driver, start())
+        url = start()
+        wait_for_first_start(url)  # the corpus is indexed in the background on a first start
+        page = Page(driver, url)
         answer = page.ask("コサイン類似度とは何ですか？")
+        open_sources(page, answer)  # the Sources section starts collapsed
         first_source = page.wait_for(
             lambda: re.search(r"\[1\] (\S+\.\w+)", answer.text), "the first source").group(1)
         page.click(answer.find_element(page.By.CSS_SELECTOR, 'button[aria-label="Thumbs up"]'))
@@ -193,7 +205,8 @@ def test_conversation_survives_a_restart_with_feedback_and_export(
         page = Page(driver, chat_url)  # the tab reloaded: a new browser session
         messages = page.wait_css('[data-testid="stChatMessage"]', 2)
         assert "コサイン類似度とは何ですか？" in messages[0].text
-        restored = messages[1].text
+        open_sources(page, messages[1])  # restored as it was: collapsed
+        restored = page.all('[data-testid="stChatMessage"]')[1].text
         assert re.search(r"\[\d\]", restored) and first_source in restored
         assert "類似度" in restored  # the sources with their scores
         page.shot("chats.png")

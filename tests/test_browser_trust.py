@@ -86,7 +86,8 @@ def test_a_citation_opens_the_markdown_source_at_the_quoted_sentence(app_url: st
     page.wait_for(lambda: sentence.is_displayed() and sentence.rect["height"] > 0, "the sentence in view")
     shot(page, "citation-markdown.png", dialog)
     close_dialog(page)
-    # the same viewer from a source card
+    # the same viewer from a source card (the Sources section starts collapsed: open it)
+    harness.open_sources(page, page.all('[data-testid="stChatMessage"]')[-1])
     card_button = page.wait_for(lambda: next(b for b in page.all('[data-testid="stChatMessage"] button')
                                              if "open in document" in b.text), "a source card's button")
     page.click(card_button)
@@ -140,6 +141,7 @@ def llm_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Fak
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
             url + "/_stcore/health", data / "streamlit.log", timeout=90, cwd=data, env=env,
         )
+        harness.wait_for_first_start(url)  # the corpus is indexed in the background on a first start
         yield url, server
         stop_process(proc)
 
@@ -185,7 +187,7 @@ def test_the_keyword_why_highlights_matched_terms_and_adds_up(app_url: str, brow
     answer = page.ask("HNSW の ef_search を大きくするとどうなりますか？")
     panel = open_expander(page, answer, "Show me the embedding")
     tabs = page.wait_for(lambda: panel.find_elements("css selector", '[data-testid="stTab"]'), "tabs")
-    page.click(next(t for t in tabs if "Why this hit" in t.text))
+    page.click(next(t for t in tabs if "なぜこの出典" in t.text))  # tabs in the question's language
     chunk = page.wait_css(".rag-keyword-chunk")[0]
     marks = chunk.find_elements("css selector", "mark.kw")
     assert marks and {m.text.lower() for m in marks} & {"hnsw", "ef", "search"}, chunk.text

@@ -15,6 +15,7 @@ from rag import store
 from rag.answer.answerer import Answer, Answerer
 from rag.config import get_settings
 from rag.ingest.pipeline import Ingestor
+from rag.lang import is_japanese
 from rag.tokens import ensure_offline_encoding
 from rag.ui.debug_panel import COMPARE_DEFAULTS, VIEWS
 from tests.fake_openai import FakeOpenAI
@@ -79,8 +80,8 @@ def test_all_seven_views_render_for_an_extractive_answer(corpus: Path, local_mod
     assert answer.mode == "extractive"
     hits = answer.search.hits
     at = panel(answer)
-    assert [t.label for t in at.tabs] == [label for label, _ in VIEWS]
-    labels = [label for label, _ in VIEWS]
+    labels = [label["ja"] for label, _ in VIEWS]  # the question is Japanese: so are the tabs
+    assert [t.label for t in at.tabs] == labels
 
     # 1. tokens: cl100k chips with ids (kanji as byte fragments), count, chars/token, USE pieces
     ensure_offline_encoding()
@@ -108,7 +109,11 @@ def test_all_seven_views_render_for_an_extractive_answer(corpus: Path, local_mod
     # 3. similarity: top-k bars and the histogram over every chunk, hits marked
     open_tab(at, labels[2])
     bars, hist = figures(at)
-    assert bars["data"][0]["x"] == pytest.approx([h.score for h in hits])
+    assert answer.search.mode == "hybrid"  # bars show the score that ranked the hits, in order
+    assert bars["data"][0]["x"] == pytest.approx([h.fused_score for h in hits])
+    assert bars["data"][0]["x"] == sorted(bars["data"][0]["x"], reverse=True)
+    table = at.dataframe[0].value
+    assert table["cosine"].tolist() == pytest.approx([round(h.score, 4) for h in hits])
     assert hist["data"][0]["type"] == "histogram"
     count = store.collection(get_settings(), answer.search.embedding).count()
     assert len(array(hist["data"][0]["x"])) == count
@@ -134,6 +139,11 @@ def test_all_seven_views_render_for_an_extractive_answer(corpus: Path, local_mod
     assert metrics["コサイン類似度 / cosine similarity"] == f"{expected:.4f}"
     nearest = at.dataframe[0].value
     assert list(nearest.columns) == ["cosine", "source", "text"] and len(nearest) == 5
+    # "nearest chunks" follows text A when it changes (it kept the old text before)
+    at.text_input(key="dbg_cmp_a").input("寿司の歴史").run()
+    (probe,) = [w for w in at.text_input if str(w.key).startswith("dbg_cmp_probe")]
+    assert probe.value == "寿司の歴史"
+    assert at.dataframe[0].value["source"].iloc[0] == "ja/sushi_eucjp.txt"
 
     # 6. why this hit: Chroma's distance, the metric, 1 - distance and the dot product together
     open_tab(at, labels[5])
@@ -148,10 +158,30 @@ def test_all_seven_views_render_for_an_extractive_answer(corpus: Path, local_mod
     assert abs(float(shown["cosine"]) - float(shown["1 − distance"])) < 1e-5
     (contrib,) = figures(at)
     assert len(array(contrib["data"][0]["x"])) == 40
+    assert contrib["data"][0]["y"][0].startswith("#")
+    assert any("A dimension is one position among the 512 numbers" in c.value for c in at.caption)
 
     # 7. next token: extractive mode says why there is nothing to show
     open_tab(at, labels[6])
     assert "OPENAI_API_KEY" in at.info[0].value and "Extractive" in at.info[0].value
+
+
+def test_a_long_question_draws_a_capped_number_of_token_chips(corpus: Path, local_model) -> None:
+    from rag.tokens import tokenize
+    from rag.ui.debug_panel import MAX_CHIPS
+
+    question = "コサイン類似度とは何ですか？ What is cosine similarity? " * 80  # ~3,000 characters
+    answer = answer_for(corpus, question)
+    total = len(tokenize(question))
+    assert total > 3 * MAX_CHIPS
+    at = panel(answer)
+    chips = markdown(at).count("font-size:0.7em")  # one token-ID label per chip drawn
+    assert MAX_CHIPS <= chips <= MAX_CHIPS + 4, chips  # a split character's fragments stay together
+    assert any(f"{total:,} tokens" in c.value for c in at.caption)
+    (download,) = [b for b in at.get("download_button") if "tokens.csv" in b.proto.label]
+    assert {m.label: m.value for m in at.metric}["トークン数 / tokens"] == str(total)
+    # byte fragments keep their own spaces: `<e3 82>`, never `<e3␣82>`
+    assert "&lt;e" in markdown(at) and "␣8" not in markdown(at)
 
 
 def test_next_token_view_shows_the_llms_logprobs(corpus: Path, openai_env: FakeOpenAI) -> None:
@@ -159,15 +189,15 @@ def test_next_token_view_shows_the_llms_logprobs(corpus: Path, openai_env: FakeO
     answer = answer_for(corpus, "What does Chroma return?")
     assert answer.mode == "llm" and answer.logprobs
     at = panel(answer)
-    open_tab(at, VIEWS[6][0])
+    open_tab(at, VIEWS[6][0]["en"])
     table = at.dataframe[0].value
     assert list(table["token"]) == [lp.token for lp in answer.logprobs]
     assert table["p"].tolist() == pytest.approx([np.exp(lp.logprob) for lp in answer.logprobs], abs=1e-4)
     assert 'title="' in markdown(at)  # hover lists the alternatives
     # the OpenAI embedding's tokens view has no local sentencepiece section
-    open_tab(at, VIEWS[0][0])
+    open_tab(at, VIEWS[0][0]["en"])
     assert "sentencepiece" not in markdown(at)
-    open_tab(at, VIEWS[1][0])
+    open_tab(at, VIEWS[1][0]["en"])
     assert {m.label: m.value for m in at.metric}["次元 / dims"] == "1536"
 
 
@@ -177,11 +207,16 @@ def test_hybrid_hits_show_their_keyword_scores(corpus: Path, local_model) -> Non
     hits = answer.search.hits
     assert hits and all(h.fused_score is not None for h in hits)
     at = panel(answer)
-    open_tab(at, VIEWS[2][0])
+    open_tab(at, VIEWS[2][0]["ja"])
     table = at.dataframe[0].value
-    assert {"bm25_score", "fused_score", "bm25_rank"} <= set(table.columns)
-    assert table["fused_score"].tolist() == pytest.approx([round(h.fused_score, 4) for h in hits])
-    open_tab(at, VIEWS[5][0])
+    assert list(table.columns)[:3] == ["rank", "fused score", "cosine"]
+    assert list(table.columns)[3:] == ["percentile", "BM25", "source"]
+    assert table["fused score"].tolist() == pytest.approx([round(h.fused_score, 4) for h in hits])
+    assert table["BM25"].tolist() == [  # BM25 cannot match an English chunk to a Japanese question
+        "other language" if not is_japanese(h.text) else
+        f"{h.bm25_score:.2f}" + (f" (#{h.bm25_rank})" if h.bm25_rank else "") for h in hits]
+    assert "None" not in table.to_string()
+    open_tab(at, VIEWS[5][0]["ja"])
     shown = dict(zip(at.table[0].value.iloc[:, 0], at.table[0].value["value"], strict=True))
     assert shown["cosine"] == f"{hits[0].score:.6f}"
     assert "fused_score" in "\n".join(c.value for c in at.caption)

@@ -52,6 +52,18 @@ def test_html_keeps_visible_text_only(corpus: Path, local_model) -> None:
     assert docs["metadatas"][0]["heading"] == "Tokens"
 
 
+def test_html_inline_elements_stay_in_their_sentence() -> None:
+    from rag.ingest.loaders import _load_html
+
+    page = ("<h1>ANN</h1><p>An index returns results that are <em>usually</em> the true top k; "
+            "run <code>make run</code> and open <a href='#'>the app</a>.</p><ul><li>one</li>"
+            "<li>two</li></ul>")
+    (doc,) = _load_html(page)
+    assert doc.page_content.splitlines() == [
+        "ANN", "An index returns results that are usually the true top k; run make run and open "
+        "the app.", "one", "two"]
+
+
 def test_chunk_metadata(corpus: Path, local_model) -> None:
     ingest([corpus])
     coll = store.collection(get_settings(), Ingestor(get_settings()).info)

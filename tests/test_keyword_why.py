@@ -68,7 +68,7 @@ def test_the_fused_score_shown_is_the_sum_of_its_shown_parts(corpus: Path, local
     at = AppTest.from_function(_panel_script, default_timeout=120)
     at.session_state["answer"] = answer
     at.run()
-    at.session_state["dbg_tab"] = VIEWS[5][0]
+    at.session_state["dbg_tab"] = VIEWS[5][0]["ja" if answer.lang == "ja" else "en"]  # tabs follow the question
     at.run()
     assert not at.exception, at.exception
     for hit in answer.search.hits:

@@ -238,6 +238,28 @@ def test_build_map_samples_keeps_hits_marks_query_and_caches() -> None:
     assert set(out) == {"method", "dims", "total", "points"} and set(out["points"][0]) >= {"x", "y", "z", "kind", "source", "text"}
 
 
+def test_nonlinear_maps_are_fitted_once_and_put_the_query_among_its_hits() -> None:
+    from rag.retrieve.hits import Hit
+
+    m = _clusters(30, 3, 32)
+    vectors = _fake_vectors(m, [f"s{i // 30}.md" for i in range(90)])
+    hits = [Hit(id="id3", rank=1, text="", metadata={}, score=0.9),
+            Hit(id="id5", rank=2, text="", metadata={}, score=0.8)]
+    first = projection.build_map(vectors, method="tsne", query=m[3], hits=hits)
+    assert not first.cached and "centre of its hits" in first.note
+    pos = {p.id: np.array([p.x, p.y]) for p in first.points}
+    assert np.allclose(pos["query"], (2 * pos["id3"] + pos["id5"]) / 3, atol=1e-6)  # weights 1/rank
+    centres = [np.mean([pos[f"id{i}"] for i in range(k * 30, (k + 1) * 30)], axis=0) for k in range(3)]
+    assert int(np.argmin([np.linalg.norm(pos["query"] - c) for c in centres])) == 0
+    # a new question on the same collection fits nothing: same chunk positions, served from cache
+    second = projection.build_map(vectors, method="tsne", query=m[40],
+                                  hits=[Hit(id="id40", rank=1, text="", metadata={}, score=0.9)])
+    assert second.cached and second.seconds < 0.5
+    again = {p.id: np.array([p.x, p.y]) for p in second.points}
+    assert all(np.allclose(again[i], pos[i]) for i in pos if i != "query")
+    assert np.allclose(again["query"], pos["id40"])
+
+
 def test_tiny_collections_fall_back_to_pca() -> None:
     vectors = _fake_vectors(_clusters(1, 2, 8), ["a", "b"])
     data = projection.build_map(vectors, method="tsne", dims=3, query=vectors.matrix[0])

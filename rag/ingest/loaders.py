@@ -246,6 +246,10 @@ def _load_markdown(text: str) -> list[Document]:
     return docs
 
 
+_INLINE_TAGS = ["a", "abbr", "b", "bdi", "cite", "code", "data", "dfn", "em", "i", "kbd", "mark",
+                "q", "s", "samp", "small", "span", "strong", "sub", "sup", "time", "u", "var"]
+
+
 def _load_html(text: str) -> list[Document]:
     """Visible text only: scripts, styles and templates never reach the index."""
     from bs4 import BeautifulSoup
@@ -253,6 +257,12 @@ def _load_html(text: str) -> list[Document]:
     soup = BeautifulSoup(text, "html.parser")
     for tag in soup(["script", "style", "noscript", "template", "head", "svg"]):
         tag.decompose()
+    # inline elements are part of their sentence: without this, `<em>usually</em>` or
+    # `<code>make run</code>` became lines of their own (one-word lines in the sources, and
+    # sentence breaks for the extractive answerer)
+    for tag in soup(_INLINE_TAGS):
+        tag.unwrap()
+    soup.smooth()
     title_tag = BeautifulSoup(text, "html.parser").title
     title = title_tag.get_text(strip=True) if title_tag else ""
     lines = (line.strip() for line in soup.get_text("\n").splitlines())

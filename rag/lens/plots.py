@@ -62,17 +62,21 @@ def heat_strips(rows: Sequence[tuple[str, Sequence[float]]], *, title: str = "")
     return _compact(fig, 90 + 28 * len(rows))
 
 
-def score_bars(hits: Sequence[Hit]) -> go.Figure:
-    """The top-k cosine similarities, best first, labelled by rank and source."""
+def score_bars(hits: Sequence[Hit], *, values: Sequence[float] | None = None,
+               axis_title: str = "cosine similarity") -> go.Figure:
+    """The hits in rank order with the score that ranked them (cosine unless `values` are given),
+    labelled by rank and source, so the bars always read in order."""
     go = _go()
     labels = [f"[{h.rank}] {h.source}" for h in hits]
+    xs = [h.score for h in hits] if values is None else list(values)
     fig = go.Figure(go.Bar(
-        x=[h.score for h in hits], y=labels, orientation="h",
-        text=[f"{h.score:.3f}" for h in hits], textposition="auto",
-        hovertext=[_snippet(h.text) for h in hits], hoverinfo="text+x",
+        x=xs, y=labels, orientation="h",
+        text=[f"{x:.3f}" for x in xs], textposition="auto",
+        hovertext=[f"cosine {h.score:.3f}<br>{_snippet(h.text)}" for h in hits], hoverinfo="text+x",
     ))
-    fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(title_text="cosine similarity", range=[min(0.0, *(h.score for h in hits)), 1])
+    fig.update_yaxes(autorange="reversed", type="category", automargin=True)
+    top = max([1.0, *xs]) if values is None else max([*xs, 1e-9]) * 1.05
+    fig.update_xaxes(title_text=axis_title, range=[min(0.0, *xs), top])
     return _compact(fig, 80 + 32 * max(len(hits), 1))
 
 
@@ -81,13 +85,19 @@ def similarity_histogram(similarities: np.ndarray, hits: Sequence[Hit]) -> go.Fi
     go = _go()
     fig = go.Figure(go.Histogram(x=similarities, nbinsx=50, name="all chunks",
                                  marker_color="#9ecae1"))
-    for hit in hits:
-        fig.add_vline(x=hit.score, line_color=QUERY_COLOUR, line_width=1.5,
-                      annotation_text=f"[{hit.rank}]", annotation_position="top")
+    for i, hit in enumerate(sorted(hits, key=lambda h: h.score)):
+        # labels inside the plot, staggered downwards, so neither each other nor the toolbar
+        # (which sits over the top margin) hides them
+        fig.add_vline(x=hit.score, line_color=QUERY_COLOUR, line_width=1.5)
+        fig.add_annotation(x=hit.score, y=0.97 - 0.11 * (i % 4), yref="paper", text=f"[{hit.rank}]",
+                           showarrow=False, xanchor="left", font={"size": 11, "color": QUERY_COLOUR},
+                           bgcolor="rgba(255,255,255,0.75)")
     fig.update_xaxes(title_text="cosine similarity to the query")
     fig.update_yaxes(title_text="chunks")
     fig.update_layout(showlegend=False, bargap=0.02)
-    return _compact(fig, 300)
+    fig = _compact(fig, 300)
+    fig.update_layout(margin={"t": 40})
+    return fig
 
 
 def contributions(why: Why) -> go.Figure:
@@ -95,11 +105,11 @@ def contributions(why: Why) -> go.Figure:
     go = _go()
     items = sorted(why.top_positive + why.top_negative, key=lambda t: t[1])
     fig = go.Figure(go.Bar(
-        x=[v for _, v in items], y=[f"dim {d}" for d, _ in items], orientation="h",
+        x=[v for _, v in items], y=[f"#{d}" for d, _ in items], orientation="h",
         marker_color=["#2ca02c" if v > 0 else "#d62728" for _, v in items],
         hovertemplate="%{y}: q·c = %{x:.5f}<extra></extra>",
     ))
-    fig.update_yaxes(type="category")
+    fig.update_yaxes(type="category", title_text="position in the vector")
     fig.update_xaxes(title_text="query[d] × chunk[d]")
     return _compact(fig, 120 + 14 * len(items))
 
@@ -173,7 +183,9 @@ def projection(data: MapData, *, title: str = "", colour_by_source: bool = True)
     subtitle = f"{data.method.upper()} · {shown} of {data.total} chunks"
     fig.update_layout(
         title=(title + " — " if title else "") + subtitle,
-        legend={"itemsizing": "constant", "font": {"size": 10}},
+        # below the plot, wrapping: a side legend of 24 files took 3/4 of a phone's width
+        legend={"itemsizing": "constant", "font": {"size": 10}, "orientation": "h",
+                "x": 0, "xanchor": "left", "y": -0.04, "yanchor": "top"},
         hoverlabel={"align": "left"},
     )
     return _compact(fig, 620 if three else 540)

@@ -16,11 +16,13 @@ import streamlit as st
 
 from rag.answer.answerer import EXTRACTIVE_LABEL, Answer
 from rag.config import Settings
+from rag.errors import EmptyStoreError
 from rag.retrieve.options import SearchOptions
 from rag.ui import state
 from rag.ui.citations import render_answer_text
 from rag.ui.conversations import render_feedback, save_exchange
 from rag.ui.debug_panel import render_debug_panel
+from rag.ui.first_start import indexing_note
 from rag.ui.i18n import both, lang_of, t
 from rag.ui.safe_text import literal_markdown
 from rag.ui.sources import render_sources
@@ -40,6 +42,8 @@ def user_errors(lang: str = "en") -> Iterator[None]:
     """Show failures as `st.error` messages, never as a traceback."""
     try:
         yield
+    except EmptyStoreError:  # in the question's language: we wrote this message
+        st.error(t("empty_store", lang))
     except Exception as exc:
         from pydantic import ValidationError
 
@@ -80,6 +84,8 @@ def _user_message(exc: Exception, lang: str) -> str:
     from rag.failures import explain
     from rag.secrets import mask_text
 
+    if isinstance(exc, EmptyStoreError):
+        return t("empty_store", lang)
     error = explain(exc, _settings_or_none())
     return mask_text(str(error)) if error is not None else t("unexpected", lang, kind=type(exc).__name__)
 
@@ -105,7 +111,7 @@ def render_chat(settings: Settings, controls: SearchOptions) -> None:
 
 
 def _render_welcome(settings: Settings) -> None:
-    if state.get_searcher(settings).count() == 0:
+    if state.get_searcher(settings).count() == 0 and indexing_note(settings, "en") is None:
         st.info(
             "まだ文書がありません。サイドバーからファイルを追加するか、`rag ingest PATH` を実行してください。\n\n"
             "No documents yet: add files in the sidebar, or run `rag ingest PATH`, then ask here."
@@ -124,6 +130,8 @@ def _render_assistant(msg: dict[str, Any], index: int, *, latest: bool) -> None:
         return
     _render_caption(answer)
     _render_text(answer, key=f"answer_{index}")
+    if msg.get("note"):
+        st.caption(msg["note"])
     _render_extras(answer, index, latest=latest)
 
 
@@ -147,11 +155,20 @@ def _render_caption(answer: Answer) -> None:
 
 
 def _render_extras(answer: Answer, index: int, *, latest: bool) -> None:
-    render_sources(answer, expanded=latest, key=f"sources_{index}")
+    """Sources, trust and debug panels, collapsed, so the answer above stays in view."""
+    render_sources(answer, expanded=False, key=f"sources_{index}")
     render_trust_panel(answer, key=f"trust_{index}")
     with st.expander(DEBUG_LABEL, expanded=False):
         with user_errors(answer.lang):
             render_debug_panel(answer, key=f"debug_{index}")
+
+
+def _job_counts(settings: Settings) -> dict[str, object]:
+    from rag.ingest.background import current_job
+
+    job = current_job(settings, state.get_searcher(settings).info.collection_name)
+    status = job.status() if job is not None else None
+    return {"done": status.files_done if status else 0, "total": status.files_total if status else "?"}
 
 
 def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
@@ -164,6 +181,13 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
     history.append({"role": "user", "content": question})
     with st.chat_message("user"):
         st.markdown(literal_markdown(question))
+    note = indexing_note(settings, lang)
+    if note is not None and state.get_searcher(settings).count() == 0:
+        waiting = t("indexing_empty", lang, **_job_counts(settings))
+        history.append({"role": "assistant", "content": waiting})
+        with st.chat_message("assistant"):
+            st.info(waiting)
+        return
     with st.chat_message("assistant"):
         final: list[Answer] = []
         failed: list[str] = []
@@ -195,11 +219,13 @@ def _ask(settings: Settings, controls: SearchOptions, question: str) -> None:
             save_exchange(settings, question, history[-1])
             return
         answer = final[0]
-        history.append({"role": "assistant", "content": answer.text, "answer": answer})
+        history.append({"role": "assistant", "content": answer.text, "answer": answer, "note": note})
         save_exchange(settings, question, history[-1])
         with slot.container():  # the streamed text again, now with clickable citations
             _render_text(answer, key=f"answer_{len(history) - 1}")
         if answer.standalone_question != answer.question:
             st.caption(f"{t('rewritten', lang)}: {literal_markdown(answer.standalone_question)}")
+        if note:
+            st.caption(note)
         _render_extras(answer, len(history) - 1, latest=True)
         render_feedback(settings, history[-1])

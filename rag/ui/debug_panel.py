@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from rag.errors import RagError
 from rag.lens import collection, logprobs, plots, projection, score_meaning, why
 from rag.lens import tokens as token_view
 from rag.lens import vectors as vector_view
-from rag.ui import map_truth, state
+from rag.ui import map_truth, scores, state
 from rag.ui.keyword_why import render_keyword_why
 from rag.ui.safe_text import literal_markdown
 
@@ -38,12 +39,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FIRST_VALUES = 16
+_PLOT_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 COMPARE_DEFAULTS = ("我輩は猫である。", "拙者は猫でござる。")
 JA_NOTE = (
     "日本語は英語より 1 トークンあたりの文字数が少なく（漢字 1 文字が 2〜3 トークンになることも）、"
     "同じ内容でもトークン数＝料金と長さの上限を多く使います。 / Japanese packs fewer characters "
     "into each token than English (one kanji can cost 2-3 byte-fragment tokens), so the same "
     "content uses more of a model's token budget."
+)
+
+
+DIMS_NOTE = (
+    "次元とは、ベクトルを作る {dims} 個の数のうちの 1 つの位置（#80 = 81 番目の数）です。モデルが学習で"
+    "決めた座標で、「#80 = 動物」のような人が読める意味はありません。意味は多くの次元の組み合わせに"
+    "あります。棒は、質問とチャンクの同じ位置の数の積 q[d] × c[d] のうち、類似度を最も押し上げた（緑）"
+    "・押し下げた（赤）20 か所です。全部の積の合計が内積＝類似度です。 / A dimension is one position "
+    "among the {dims} numbers that make up a vector (#80 is the 81st number). The model chose these "
+    "coordinates while training; no single one means anything a person can name (there is no "
+    "'#80 = animals'): meaning lives in combinations of many. Each bar is the product of the "
+    "question's and the chunk's numbers at one position, q[d] × c[d]; shown are the 20 that raise "
+    "the score most (green) and lower it most (red). All {dims} products added up are the dot "
+    "product, which is the cosine for vectors of length 1."
 )
 
 
@@ -81,7 +97,8 @@ def render_debug_panel(answer: Answer, *, key: str) -> None:
 @st.fragment
 def _panel(answer: Answer, key: str) -> None:
     try:
-        tabs = st.tabs([label for label, _ in VIEWS], key=f"{key}_tab", on_change="rerun")
+        lang = "ja" if answer.lang == "ja" else "en"
+        tabs = st.tabs([labels[lang] for labels, _ in VIEWS], key=f"{key}_tab", on_change="rerun")
         for tab, (_, view) in zip(tabs, VIEWS, strict=True):
             if tab.open:
                 with tab:
@@ -104,14 +121,30 @@ _SPLIT = ("display:inline-block;margin:2px;padding:2px 3px;border-radius:8px;"
 _ID = "display:block;font-size:0.7em;color:#888"
 
 
+MAX_CHIPS = 300
+"""Tokens drawn as chips; a long question's full list is a download (thousands of chips took
+~13 s to draw and a 25,000 px panel)."""
+_BYTES = re.compile(r"^<[0-9a-f]{2}(?: [0-9a-f]{2})*>$")
+
+
 def _show(text: str) -> str:
+    """A token's text with spaces and line breaks made visible; byte fragments keep their spaces
+    (`<e9 a1>` is two bytes, not a space token)."""
+    if _BYTES.match(text):
+        return html.escape(text)
     return html.escape(text).replace(" ", "␣").replace("\n", "↵") or "∅"
 
 
-def token_chips_html(text: str) -> str:
-    """cl100k chips with IDs; a character split into byte tokens is boxed with its fragments."""
+def token_chips_html(text: str, limit: int | None = None) -> str:
+    """cl100k chips with IDs; a character split into byte tokens is boxed with its fragments.
+
+    With `limit`, only the groups holding the first `limit` tokens are drawn."""
     parts = []
+    drawn = 0
     for group in token_view.token_groups(text):
+        if limit is not None and drawn >= limit:
+            break
+        drawn += len(group.tokens)
         chips = "".join(
             f'<span style="{_CHIP}">{_show(t.text)}<span style="{_ID}">{t.id}</span></span>'
             for t in group.tokens
@@ -124,18 +157,39 @@ def token_chips_html(text: str) -> str:
     return f'<div style="line-height:2.4">{"".join(parts)}</div>'
 
 
+def token_csv(text: str) -> str:
+    """Every cl100k token of the text as `position,id,text` rows (the chips are capped)."""
+    import csv
+    import io
+
+    from rag.tokens import tokenize
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["position", "id", "text"])
+    for i, token in enumerate(tokenize(text)):
+        writer.writerow([i, token.id, token.text])
+    return out.getvalue()
+
+
 def pieces_html(pieces: list[str]) -> str:
     return '<div style="line-height:2.2">' + "".join(
         f'<span style="{_CHIP}">{_show(p)}</span>' for p in pieces) + "</div>"
 
 
-def render_tokens(text: str, info: EmbeddingInfo, *, note: bool = True) -> None:
+def render_tokens(text: str, info: EmbeddingInfo, *, note: bool = True, key: str = "tokens") -> None:
     stats = token_view.token_stats(text)
     a, b, c = st.columns(3)
     a.metric("トークン数 / tokens", stats.tokens)
     b.metric("文字数 / characters", stats.chars)
     c.metric("文字/トークン / chars per token", f"{stats.chars_per_token:.2f}")
-    st.markdown(token_chips_html(text), unsafe_allow_html=True)
+    st.markdown(token_chips_html(text, MAX_CHIPS), unsafe_allow_html=True)
+    if stats.tokens > MAX_CHIPS:
+        left, right = st.columns([3, 1])
+        left.caption(f"最初の {MAX_CHIPS} トークンだけ表示 / showing the first {MAX_CHIPS} of "
+                     f"{stats.tokens:,} tokens; 全部はダウンロードで / all of them in the download")
+        right.download_button("tokens.csv ⬇", lambda: token_csv(text), file_name="tokens.csv",
+                              mime="text/csv", key=f"{key}_tokens_csv", on_click="ignore")
     if note:
         st.caption("cl100k_base: OpenAI の埋め込みモデルが読むトークン / the encoding OpenAI's "
                    "embedding models read. `<e7 8c>` = UTF-8 の断片 / byte fragments of one "
@@ -145,19 +199,21 @@ def render_tokens(text: str, info: EmbeddingInfo, *, note: bool = True) -> None:
 
     pieces = model_pieces(info, text)
     if pieces is not None:
-        st.markdown(f"**{info.model}** のサブワード / its own sentencepiece pieces: {len(pieces)}")
+        shown = "" if len(pieces) <= MAX_CHIPS else f" (first {MAX_CHIPS} shown)"
+        st.markdown(f"**{info.model}** のサブワード / its own sentencepiece pieces: "
+                    f"{len(pieces):,}{shown}")
         if info.model == E5_MODEL:
             st.caption("e5 は質問を `query: ` を付けて読みます（文書は `passage: `）。XLM-R の "
                        "sentencepiece 語彙（25 万語）/ e5 reads a question as `query: …` (chunks as "
                        "`passage: …`), in XLM-R's 250k-piece sentencepiece vocabulary, between <s> and </s>.")
-        st.markdown(pieces_html(pieces), unsafe_allow_html=True)
+        st.markdown(pieces_html(pieces[:MAX_CHIPS]), unsafe_allow_html=True)
 
 
 def _view_tokens(answer: Answer, key: str) -> None:
     text = answer.standalone_question
     if text != answer.question:
         st.caption(f"検索に使った質問 / question as embedded: {literal_markdown(text)}")
-    render_tokens(text, answer.search.embedding)
+    render_tokens(text, answer.search.embedding, key=key)
 
 
 # --- 2. vector -------------------------------------------------------------------------------------
@@ -202,17 +258,29 @@ def _view_vector(answer: Answer, key: str) -> None:
 # --- 3. similarity ---------------------------------------------------------------------------------
 
 
-def _score_table(hits: list[Hit]) -> dict[str, list]:
-    table: dict[str, list] = {
-        "rank": [h.rank for h in hits], "source": [h.source for h in hits],
-        "cosine": [round(h.score, 4) for h in hits],
-        "distance": [None if h.distance is None else round(h.distance, 4) for h in hits],
-    }
-    for name in ("vector_rank", "bm25_rank", "bm25_score", "fused_score"):
-        values = [getattr(h, name) for h in hits]
-        if any(v is not None for v in values):
-            table[name] = [round(v, 4) if isinstance(v, float) else v for v in values]
+def _score_table(hits: list[Hit], question: str) -> dict[str, list]:
+    """One row per hit: the score that ranked it first, then the cosine, then BM25 (named).
+
+    Few, narrow columns, the source last, so that the numbers fit a phone's width. BM25 reads
+    `other language` for a chunk it cannot match (the other script than the question), its rank
+    only when the chunk was among BM25's candidates."""
+    kind = scores.ranking_kind(hits[0])
+    table: dict[str, list] = {"rank": [h.rank for h in hits]}
+    if kind != "cosine":
+        table[scores.name(kind, "en")] = [round(scores.ranking_value(h), 4) for h in hits]
+    table["cosine"] = [round(h.score, 4) for h in hits]
+    if kind == "fused":
+        table["BM25"] = [_bm25_cell(h, question) for h in hits]
+    table["source"] = [h.source for h in hits]
     return table
+
+
+def _bm25_cell(hit: Hit, question: str) -> str:
+    if hit.bm25_score is None:
+        return "—"
+    if scores.cross_script(hit, question):
+        return "other language"
+    return f"{hit.bm25_score:.2f}" + (f" (#{hit.bm25_rank})" if hit.bm25_rank else "")
 
 
 def _view_similarity(answer: Answer, key: str) -> None:
@@ -221,22 +289,37 @@ def _view_similarity(answer: Answer, key: str) -> None:
         st.info("該当なし / no hits passed the threshold")
         return
     ctx = context_for(answer.search.embedding)
-    st.plotly_chart(plots.score_bars(hits), key=f"{key}_bars")
+    question = answer.standalone_question
+    kind = scores.ranking_kind(hits[0])
+    st.plotly_chart(plots.score_bars(hits, values=[scores.ranking_value(h) for h in hits],
+                                     axis_title=scores.name(kind, "en")),
+                    key=f"{key}_bars", config=_PLOT_CONFIG)
+    if kind != "cosine":
+        st.caption(f"{answer.search.mode} モードの順位は{scores.name(kind, 'ja')}で決まり、コサイン類似度の順"
+                   f"とは限りません / in {answer.search.mode} mode hits are ranked by the "
+                   f"{scores.name(kind, 'en')}, so their cosines need not be in order.")
     sims = ctx.vectors.similarities(answer.search.query_vector)
-    table = _score_table(hits)
     pct = score_meaning.hit_percentiles(sims, hits)
-    table["percentile"] = [round(pct[h.rank], 1) for h in hits]  # beside the cosine: same for any model
-    st.dataframe(table, hide_index=True)
+    table: dict[str, list] = {}
+    for name, values in _score_table(hits, question).items():
+        table[name] = values
+        if name == "cosine":  # beside the cosine: its rank among all chunks, same for any model
+            table["percentile"] = [round(pct[h.rank], 1) for h in hits]
+    st.dataframe(table, hide_index=True, column_config={
+        "rank": st.column_config.NumberColumn(width=50)})
     st.caption(score_meaning.model_line(answer.search.embedding.model))
-    st.plotly_chart(plots.similarity_histogram(sims, hits), key=f"{key}_hist")
-    best = hits[0].score
+    st.plotly_chart(plots.similarity_histogram(sims, hits), key=f"{key}_hist", config=_PLOT_CONFIG)
+    best = max(h.score for h in hits)
     beaten = float((sims < best - 1e-6).mean()) if sims.size else 0.0
     sample = f" (sample of {len(ctx.vectors)})" if ctx.vectors.sampled else ""
     st.caption(
-        f"全 {ctx.vectors.total} チャンクとの類似度{sample} / similarity to all "
+        f"全 {ctx.vectors.total} チャンクとのコサイン類似度{sample} / cosine similarity to all "
         f"{ctx.vectors.total} chunks{sample}: median {np.median(sims):.3f}, max {sims.max():.3f}. "
-        f"1 位のスコア {best:.3f} は {beaten:.1%} のチャンクより上 / the top hit beats {beaten:.1%} "
-        f"of chunks. モード / mode: {answer.search.mode}"
+        f"出典の中で最も高いコサイン {best:.3f} は {beaten:.1%} のチャンクより上 / the hits' best cosine "
+        f"{best:.3f} beats {beaten:.1%} of chunks"
+        + ("" if best >= sims.max() - 1e-6 else
+           " (higher-cosine chunks lost on the ranking score / 順位スコアで外れたチャンクの方がコサインは高い)")
+        + f". モード / mode: {answer.search.mode}"
     )
 
 
@@ -260,8 +343,8 @@ def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, 
                 f"`{projection.UMAP_INSTALL}`. PCA を表示します / showing PCA.")
         method = "pca"
     slow = method != "pca"
-    wait = (" (初回は numba のコンパイルで 20 秒ほど / the first UMAP run in a process compiles, "
-            "about 20 s)" if method == "umap" else "")
+    wait = (" (初回は numba のコンパイルがあり、結果はデータディレクトリにキャッシュされます / the first "
+            "UMAP run compiles once; the compiled code is cached in the data dir)" if method == "umap" else "")
     with st.spinner(f"{method} を計算中… / fitting {method}…{wait}") if slow else nullcontext():
         data = projection.build_map(ctx.vectors, method=method, dims=dims, query=query,
                                  query_text=query_text, hits=hits)
@@ -304,14 +387,16 @@ def render_compare(ctx: Context, *, key: str) -> None:
             if text:
                 stats = token_view.token_stats(text)
                 st.caption(f"{stats.tokens} tokens · {stats.chars} chars")
-                st.markdown(token_chips_html(text), unsafe_allow_html=True)
+                st.markdown(token_chips_html(text, MAX_CHIPS), unsafe_allow_html=True)
     if all(texts):
         va, vb = (np.asarray(v) for v in ctx.embeddings.embed_documents(texts))
         st.metric("コサイン類似度 / cosine similarity", f"{vector_view.cosine(va, vb):.4f}")
         st.plotly_chart(plots.heat_strips([("A", va), ("B", vb), ("A×B", va * vb)]),
                         key=f"{key}_cmp_heat")
     st.markdown("**最も近いチャンク / nearest chunks of any text**")
-    probe = st.text_input("テキスト / text", texts[0] if texts else "", key=f"{key}_cmp_probe")
+    # keyed by text A: a widget keeps its first value, so a fixed key kept the old A's neighbours
+    follow = texts[0] if texts else ""
+    probe = st.text_input("テキスト / text", follow, key=f"{key}_cmp_probe_{_short_digest(follow)}")
     if probe:
         vec = ctx.embeddings.embed_query(probe)
         near = ctx.vectors.nearest(vec, 5)
@@ -320,6 +405,12 @@ def render_compare(ctx: Context, *, key: str) -> None:
             "source": [ctx.vectors.sources[r] for r, _ in near],
             "text": [" ".join(ctx.vectors.texts[r].split())[:200] for r, _ in near],
         }, hide_index=True)
+
+
+def _short_digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
 def _view_compare(answer: Answer, key: str) -> None:
@@ -381,9 +472,8 @@ def _view_why(answer: Answer, key: str) -> None:
     if extras:
         st.caption(" · ".join(f"{n} = {v:.4f}" if isinstance(v, float) else f"{n} = {v}"
                               for n, v in extras.items()))
-    st.plotly_chart(plots.contributions(explained), key=f"{key}_why")
-    st.caption("q[d] × c[d] の上位 20 / the 20 dimensions adding most (green) and taking most "
-               "(red) from the dot product")
+    st.plotly_chart(plots.contributions(explained), key=f"{key}_why", config=_PLOT_CONFIG)
+    st.caption(DIMS_NOTE.format(dims=len(vec)))
 
 
 # --- 7. next token ---------------------------------------------------------------------------------
@@ -418,12 +508,13 @@ def _view_next_token(answer: Answer, key: str) -> None:
     st.dataframe(logprobs.logprob_table(choices), hide_index=True, height=300)
 
 
-VIEWS: list[tuple[str, Callable[[Answer, str], None]]] = [
-    ("トークン / Tokens", _view_tokens),
-    ("ベクトル / Vector", _view_vector),
-    ("類似度 / Similarity", _view_similarity),
-    ("投影 / Projection", _view_projection),
-    ("比較 / Compare", _view_compare),
-    ("なぜ？ / Why this hit", _view_why),
-    ("次トークン / Next token", _view_next_token),
+VIEWS: list[tuple[dict[str, str], Callable[[Answer, str], None]]] = [
+    # one language per label, the answer's: seven bilingual labels did not fit in 1,400 px
+    ({"ja": "トークン", "en": "Tokens"}, _view_tokens),
+    ({"ja": "ベクトル", "en": "Vector"}, _view_vector),
+    ({"ja": "類似度", "en": "Similarity"}, _view_similarity),
+    ({"ja": "投影", "en": "Projection"}, _view_projection),
+    ({"ja": "比較", "en": "Compare"}, _view_compare),
+    ({"ja": "なぜこの出典？", "en": "Why this hit"}, _view_why),
+    ({"ja": "次トークン", "en": "Next token"}, _view_next_token),
 ]

@@ -29,6 +29,20 @@ _STRINGS: dict[str, dict[str, str]] = {
     },
     "llm_answer": {"ja": "LLM の回答", "en": "LLM answer"},
     "rewritten": {"ja": "検索に使った質問", "en": "Question used for retrieval"},
+    "indexing": {
+        "ja": "取り込み中 {done}/{total} ファイル（{stored}/{chunks} チャンク検索可能）: "
+              "この回答は取り込み済みの文書だけから作っています。",
+        "en": "indexing {done}/{total} files ({stored}/{chunks} chunks searchable): this answer "
+              "uses only the documents indexed so far.",
+    },
+    "indexing_empty": {
+        "ja": "取り込み中 {done}/{total} ファイル: まだ検索できるチャンクがありません。数秒後にもう一度質問してください。",
+        "en": "indexing {done}/{total} files: nothing is searchable yet; ask again in a few seconds.",
+    },
+    "empty_store": {
+        "ja": "まだ文書がありません。サイドバーからファイルを追加するか、`rag ingest PATH` を実行してから質問してください。",
+        "en": "No documents yet: add files in the sidebar, or run `rag ingest PATH`, then ask again.",
+    },
     "rate_sources": {"ja": "✓✗ 出典は正しかった？", "en": "✓✗ Were the sources right?"},
     "source_right": {"ja": "正しい", "en": "right"},
     "source_wrong": {"ja": "違う", "en": "wrong"},

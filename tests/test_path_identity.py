@@ -120,7 +120,7 @@ def _sjis_folder(tmp_path: Path) -> Path:
         handle.write("会議の議事録：来期の予算を承認した。".encode())
     with open(raw + b"/\xff\xfe-notes.md", "wb") as handle:
         handle.write(b"# Notes\n\nA note whose name is not text in any encoding.\n")
-    with open(raw + b"/\x83\x65\x83\x58\x83\x67.csv", "wb") as handle:  # テスト.csv, unsupported
+    with open(raw + b"/\x83\x65\x83\x58\x83\x67.rtf", "wb") as handle:  # テスト.rtf, unsupported
         handle.write(b"a,b\n")
     return root
 

@@ -16,6 +16,8 @@ no reopening: it is one process. Indexing and search logic live in `rag.ingest.p
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -47,19 +49,36 @@ def client(settings: Settings) -> ClientAPI:
     return _persistent_client(settings.chroma_dir.absolute())
 
 
+_OPENING = threading.Lock()
+
+
 @lru_cache(maxsize=8)
 def _persistent_client(path: Path) -> ClientAPI:
+    """Open the embedded store; a new one that another process (or the app's first-start thread)
+    is creating at this very moment is waited for rather than reported as broken.
+
+    Chroma runs its schema migrations when a client opens a new directory, and two openers racing
+    on one fresh directory make the second fail with "table ... already exists"; Chroma also keeps
+    the half-started system in a process-wide registry, which must be dropped before trying again.
+    """
     import chromadb
+    from chromadb.api.shared_system_client import SharedSystemClient
     from chromadb.config import Settings as ChromaSettings
 
     logging.getLogger("chromadb").setLevel(logging.ERROR)
     path.mkdir(parents=True, exist_ok=True)
-    try:
-        return chromadb.PersistentClient(
-            path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True)
-        )
-    except Exception as exc:
-        raise StoreError(f"Cannot open the Chroma store at {path}: {exc}") from None
+    with _OPENING:
+        for attempt in range(6):
+            try:
+                return chromadb.PersistentClient(
+                    path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+                )
+            except Exception as exc:
+                SharedSystemClient._identifier_to_system.pop(str(path), None)
+                if "already exists" not in str(exc) or attempt == 5:
+                    raise StoreError(f"Cannot open the Chroma store at {path}: {exc}") from None
+                time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 @lru_cache(maxsize=8)

@@ -61,8 +61,14 @@ def raw_store(data_dir: Path):
     if data_dir not in _clients:
         if not (data_dir / "chroma" / "chroma.sqlite3").exists():
             return None
-        _clients[data_dir] = chromadb.PersistentClient(
-            path=str(data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+        try:
+            _clients[data_dir] = chromadb.PersistentClient(
+                path=str(data_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+        except Exception:  # the ingest is creating the store this very moment: look again later
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            SharedSystemClient._identifier_to_system.pop(str(data_dir / "chroma"), None)
+            return None
     return _clients[data_dir]
 
 

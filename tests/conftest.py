@@ -180,3 +180,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+def finish_first_start(at, timeout: float = 120):
+    """Wait for the app's background first-start ingest (if its first run started one), then run
+    the script once more, as a person's next click would, so the page shows the store it made."""
+    from rag.embeddings import resolve
+    from rag.ingest.background import current_job
+
+    job = current_job(get_settings(), resolve(get_settings()).collection_name)
+    if job is not None:
+        assert job.wait(timeout).phase == "done", job.status()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    return at

@@ -8,12 +8,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from rag.config import get_settings
-from rag.embeddings import resolve
-from rag.ingest.background import current_job
 from rag.ingest.pipeline import Ingestor
 from rag.ingest.uploads import ingest_uploads, sanitize_name, save_uploads
 from rag.ui.chat import DEBUG_LABEL
-from tests.conftest import REPO
+from tests.conftest import REPO, finish_first_start
 from tests.fake_openai import FakeOpenAI
 
 TIMEOUT = 120  # the first run loads the embedding model (about 4 s) and ingests
@@ -26,12 +24,7 @@ def start(monkeypatch: pytest.MonkeyPatch, corpus_dir: Path) -> AppTest:
     get_settings.cache_clear()
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
-    job = current_job(get_settings(), resolve(get_settings()).collection_name)
-    if job is not None:
-        assert job.wait(TIMEOUT).phase == "done", job.status()
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-    return at
+    return finish_first_start(at, TIMEOUT)
 
 
 def all_text(at: AppTest) -> str:

@@ -26,7 +26,7 @@ from rag.cli import main
 from rag.config import get_settings
 from rag.ingest.pipeline import Ingestor
 from rag.ui.chat import DEBUG_LABEL
-from tests.conftest import REPO
+from tests.conftest import REPO, finish_first_start
 from tests.test_app import answer_text
 
 TIMEOUT = 120
@@ -117,7 +117,7 @@ def start_app(monkeypatch: pytest.MonkeyPatch, corpus: Path, chat: str | None = 
         at.query_params["chat"] = chat
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    return at
+    return finish_first_start(at, TIMEOUT)
 
 
 def test_app_saves_restores_and_takes_feedback_that_eval_measures(

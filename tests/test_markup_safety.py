@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 from rag.config import get_settings
 from rag.ui.safe_text import code_span, literal_markdown
-from tests.conftest import REPO, free_port, start_process, stop_process
+from tests.conftest import REPO, finish_first_start, free_port, start_process, stop_process
 
 QUESTION = "パスワードを忘れたときはどうすればいいですか？"
 
@@ -77,7 +77,7 @@ def test_app_shows_a_hostile_document_as_text(tmp_path: Path, local_model, monke
     (corpus / "reset.md").write_text(hostile_doc("https://evil.example"), encoding="utf-8")
     monkeypatch.setenv("RAG_CORPUS_DIR", str(corpus))
     get_settings.cache_clear()
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    at = finish_first_start(AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run())
     at.chat_input[0].set_value(QUESTION).run()
     assert not at.exception
     assistant = [m for m in at.chat_message if m.name == "assistant"][-1]

@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from rag.cli import main
 from rag.config import get_settings
 from rag.secrets import mask_text, mask_url
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, finish_first_start, free_port
 from tests.fake_openai import FakeOpenAI
 
 SECRET = "pw-Hunter2-SECRETVALUE-4242"
@@ -90,7 +90,7 @@ def test_the_app_page_masks_the_query_key(corpus: Path, local_model, monkeypatch
         monkeypatch.setenv("RAG_EMBEDDING_PROVIDER", "local")
         monkeypatch.setenv("RAG_CORPUS_DIR", str(corpus))
         get_settings.cache_clear()
-        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+        at = finish_first_start(AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run())
     shown = "\n".join(str(e.value) for kind in ("markdown", "caption", "error", "info", "success")
                       for e in [*at.get(kind), *at.sidebar.get(kind)])
     assert "api-key=***" in shown

@@ -9,22 +9,19 @@ Streamlit starting and rerunning, are printed beside them.
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port, start_process, stop_process
 from tests.test_browser import (  # noqa: F401  (browser is a fixture)
     CHROMEDRIVER,
     CHROMIUM,
     SCREENSHOTS,
     Page,
     browser,
+    running_app,
 )
 from tests.test_nexttoken import lm_dir, model  # noqa: F401  (fixtures)
 
@@ -38,25 +35,9 @@ WARM_LIMIT_S = 3
 @pytest.fixture(scope="module")
 def nt_app_url(tmp_path_factory: pytest.TempPathFactory, model) -> Iterator[str]:  # noqa: F811
     """The real app with its own data dir and the session's converted model."""
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("browser tests need Debian's chromium and chromium-driver (see .ci/run)")
     data = tmp_path_factory.mktemp("browser-nt")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_", "CHROMA_"))}
-    env.update(RAG_DATA_DIR=str(data / "rag"), RAG_LM_DIR=str(model.files.path.parent),
-               PYTHONUNBUFFERED="1")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        proc = start_process(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless",
-             "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            url + "/_stcore/health", data / "streamlit.log", timeout=90, cwd=data, env=env,
-        )
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    yield url
-    stop_process(proc)
+    with running_app(data, RAG_LM_DIR=str(model.files.path.parent)) as url:
+        yield url
 
 
 def server_seconds(text: str) -> tuple[float, float]:

@@ -75,16 +75,15 @@ def test_question_terms_leave_out_how_it_is_asked() -> None:
 # -- end to end on docs_corpus -------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def docs_data(tmp_path_factory: pytest.TempPathFactory, local_model) -> Iterator[Path]:
-    """docs_corpus ingested once with the local USE model into a data dir of its own."""
-    data = tmp_path_factory.mktemp("docs") / "data"
+def _ingest_docs_corpus(data: Path, **env: str) -> Path:
+    """docs_corpus ingested into `data` under exactly these settings (and no other RAG_* ones)."""
     patch = pytest.MonkeyPatch()
     for name in list(os.environ):
         if name.startswith(("RAG_", "OPENAI_", "CHROMA_")):
             patch.delenv(name, raising=False)
     patch.setenv("RAG_DATA_DIR", str(data))
-    patch.setenv("RAG_LOCAL_MODEL", "use")
+    for name, value in env.items():
+        patch.setenv(name, value)
     get_settings.cache_clear()
     store.reset_clients()
     report = Ingestor(get_settings()).ingest([REPO / "docs_corpus"])
@@ -92,7 +91,13 @@ def docs_data(tmp_path_factory: pytest.TempPathFactory, local_model) -> Iterator
     patch.undo()
     get_settings.cache_clear()
     store.reset_clients()
-    yield data
+    return data
+
+
+@pytest.fixture(scope="module")
+def docs_data(tmp_path_factory: pytest.TempPathFactory, local_model) -> Iterator[Path]:
+    """docs_corpus ingested once with the local USE model into a data dir of its own."""
+    yield _ingest_docs_corpus(tmp_path_factory.mktemp("docs") / "data", RAG_LOCAL_MODEL="use")
 
 
 @pytest.fixture
@@ -193,21 +198,7 @@ def test_prose_that_starts_with_a_command_word_is_a_sentence_and_a_cut_tail_is_n
 @pytest.fixture(scope="module")
 def e5_docs_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """docs_corpus ingested with e5 (its bundled vectors make this quick)."""
-    data = tmp_path_factory.mktemp("docs-e5") / "data"
-    patch = pytest.MonkeyPatch()
-    for name in list(os.environ):
-        if name.startswith(("RAG_", "OPENAI_", "CHROMA_")):
-            patch.delenv(name, raising=False)
-    patch.setenv("RAG_DATA_DIR", str(data))
-    patch.setenv("RAG_EMBEDDING_PROVIDER", "e5")
-    get_settings.cache_clear()
-    store.reset_clients()
-    report = Ingestor(get_settings()).ingest([REPO / "docs_corpus"])
-    assert not report.failed
-    patch.undo()
-    get_settings.cache_clear()
-    store.reset_clients()
-    yield data
+    yield _ingest_docs_corpus(tmp_path_factory.mktemp("docs-e5") / "data", RAG_EMBEDDING_PROVIDER="e5")
 
 
 def test_e5_has_its_own_bar_and_answers_the_first_question(

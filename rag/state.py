@@ -228,6 +228,7 @@ class Manifest:
     def put(self, records: Sequence[FileRecord]) -> str:
         """Write these records and a new version in one upsert; returns the version."""
         version = new_version()
+        store.will_write(version)
         ids = [_file_id(r.path) for r in records] + [VERSION_ID]
         metas = [r.metadata() for r in records] + [{"kind": "version", "version": version, "at": time.time()}]
         docs = [r.path for r in records] + [VERSION_ID]

@@ -119,8 +119,23 @@ _known: dict[tuple[str, str], str] = {}
 """(store, collection) -> the write version this process's embedded handles reflect."""
 
 
+_ours: set[str] = set()
+"""Versions this process wrote (or is writing): never a reason to reopen its own store."""
+
+
+def will_write(version: str) -> None:
+    """Say, before writing it, that `version` is this process's own.
+
+    Another thread of this process (the app's question while its first-start ingest runs) may
+    read the new version before `note_version` records it; without this it would take our own
+    write for another process's, and reopen the store under the writer's feet.
+    """
+    _ours.add(version)
+
+
 def note_version(settings: Settings, name: str, version: str) -> None:
     """This process wrote `version`: its own handles already hold the write, nothing to reopen."""
+    _ours.add(version)
     _known[(store_key(settings), name)] = version
 
 
@@ -136,7 +151,7 @@ def catch_up(settings: Settings, name: str) -> str:
     version = read_version(settings, name)
     key = (store_key(settings), name)
     seen = _known.get(key)
-    if seen is not None and seen != version and not settings.chroma_host:
+    if seen is not None and seen != version and version not in _ours and not settings.chroma_host:
         reopen_embedded(settings)
     _known[key] = version
     return version

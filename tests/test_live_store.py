@@ -100,3 +100,39 @@ def test_an_app_upload_after_a_cli_ingest_keeps_both(corpus: Path, local_model, 
     assert hits(app, "zorblatt widgets beeswax", mode)[0] == "upload.md"
     code, found = cli("search", "quokkafrobnicator flux capacitor", "--mode", "vector", "-k", "1")
     assert found["hits"][0]["source"] == "rare.md"
+
+
+def _write_version_behind_our_back(version: str) -> None:
+    """Put a write version into the store as `Manifest.put` does, without telling `rag.store`."""
+    import time
+
+    from rag import store
+    from rag.embeddings import resolve
+    from rag.state import VERSION_ID, manifest_name
+
+    settings = get_settings()
+    coll = store.client(settings).get_collection(manifest_name(resolve(settings).collection_name))
+    coll.upsert(ids=[VERSION_ID], embeddings=[[1.0]], documents=[VERSION_ID],
+                metadatas=[{"kind": "version", "version": version, "at": time.time()}])
+
+
+def test_a_version_this_process_is_writing_never_reopens_its_store(corpus: Path, local_model) -> None:
+    """The app's question may read the version its own first-start ingest is writing before the
+    writer has noted it; reopening then left the searcher on a store without the new chunks
+    ("Error finding id"). Only another process's write reopens the embedded store."""
+    from rag import store
+    from rag.embeddings import resolve
+    from rag.state import new_version
+
+    Ingestor(get_settings()).ingest([corpus])
+    settings, name = get_settings(), resolve(get_settings()).collection_name
+    store.catch_up(settings, name)
+    before = store.client(settings)
+    ours = new_version()
+    store.will_write(ours)
+    _write_version_behind_our_back(ours)
+    assert store.catch_up(settings, name) == ours
+    assert store.client(settings) is before  # our own write: nothing reopened
+    _write_version_behind_our_back(new_version())  # as another process would
+    store.catch_up(settings, name)
+    assert store.client(settings) is not before  # another's write: the store is read from disk again

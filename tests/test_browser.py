@@ -199,6 +199,9 @@ def open_sources(page: Page, message) -> None:
     summary = next(e for e in message.find_elements(page.By.CSS_SELECTOR, '[data-testid="stExpander"] summary')
                    if "📚" in e.text)
     page.click(summary)
+    # the expander draws its content after the click: wait for every source's score line
+    page.wait_for(lambda: len(re.findall(r"(?:cosine similarity|コサイン類似度) -?\d\.\d{3}", message.text))
+                  >= min(5, int(re.search(r"\((\d+)\)", summary.text).group(1))), "the sources' scores")
 
 
 def answer_block(page: Page, message):

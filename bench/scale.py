@@ -63,7 +63,7 @@ def start_server(path: Path) -> tuple[subprocess.Popen, int]:
         port = sock.getsockname()[1]
     chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
     log = open(path / "server.log", "ab")
-    proc = subprocess.Popen([chroma, "run", "--path", str(path / "db"), "--host", "127.0.0.1",
+    proc = subprocess.Popen([chroma, "run", "--path", str(path / "builder" / "chroma"), "--host", "127.0.0.1",
                              "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
     for _ in range(600):
@@ -140,19 +140,48 @@ def timed_ms(fn: Any) -> tuple[float, Any]:
     return (time.perf_counter() - began) * 1000, out
 
 
+def build(n: int, dims: int) -> None:
+    """Write n chunks into `<root>/builder/chroma` through an embedded client (`--build`)."""
+    from rag import store
+    from rag.embeddings import EmbeddingInfo
+
+    root = bench_dir("scale", f"v2-{n}-{dims}")
+    settings = use_settings(root / "builder", CHROMA_HOST=None, OPENAI_API_KEY="sk-bench-unused-0000",
+                            OPENAI_BASE_URL=None, RAG_OPENAI_EMBEDDING_DIMS=str(dims))
+    info = EmbeddingInfo("openai", "text-embedding-3-small", dims, "bench")
+    pool = sentences()
+    vectors, _ = clustered_vectors(n, dims, seed=dims)
+    coll = store.collection(settings, info)
+    began = time.perf_counter()
+    chroma_s = manifest_s = 0.0
+    for start in range(0, n, 50_000):
+        stop = min(start + 50_000, n)
+        c, m = write_chunks(settings, info, coll, list(range(start, stop)), vectors[start:stop], pool)
+        chroma_s, manifest_s = chroma_s + c, manifest_s + m
+        print(f"  {dims} dims: {stop}/{n} chunks, {stop / (time.perf_counter() - began):.0f}/s",
+              file=sys.stderr, flush=True)
+    (root / "complete.json").write_text(json.dumps({
+        "build_s": round(time.perf_counter() - began, 1), "chroma_add_s": round(chroma_s, 1),
+        "manifest_s": round(manifest_s, 1), "writer": "embedded client, then served by chroma run"}))
+
+
 def run(n: int, dims: int, queries: int, keep: bool) -> dict[str, Any]:
     from rag import store
     from rag.embeddings import EmbeddingInfo
-    from rag.lens import vectors as lens
+    from rag.lens import collection as lens
+    from rag.lens import projection
     from rag.retrieve import bm25
     from rag.retrieve.searcher import Searcher
     from rag.state import Manifest
 
-    root = bench_dir("scale", f"v1-{n}-{dims}")
+    root = bench_dir("scale", f"v2-{n}-{dims}")
     done = root / "complete.json"
     if not done.exists():
         shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True)
+        # the build writes straight into the directory the server will serve (~35 % faster than
+        # over HTTP), in a child process so that its embedded client has let go before `chroma run`
+        subprocess.run([sys.executable, __file__, "--build", str(n), "--dims", str(dims)], check=True)
     server, port = start_server(root)
     out: dict[str, Any] = {"chunks": n, "dims": dims, "files": n // PER_FILE}
     try:
@@ -161,20 +190,7 @@ def run(n: int, dims: int, queries: int, keep: bool) -> dict[str, Any]:
         settings = use_settings(root / "machine-a", **env)
         info = EmbeddingInfo("openai", "text-embedding-3-small", dims, "bench")
         pool = sentences()
-        vectors, qvecs = clustered_vectors(n, dims, queries=queries, seed=dims)
-        coll = store.collection(settings, info)
-        if not done.exists():
-            began = time.perf_counter()
-            chroma_s = manifest_s = 0.0
-            for start in range(0, n, 50_000):
-                stop = min(start + 50_000, n)
-                c, m = write_chunks(settings, info, coll, list(range(start, stop)), vectors[start:stop], pool)
-                chroma_s, manifest_s = chroma_s + c, manifest_s + m
-                print(f"  {dims} dims: {stop}/{n} chunks, {stop / (time.perf_counter() - began):.0f}/s",
-                      file=sys.stderr, flush=True)
-            done.write_text(json.dumps({"build_s": round(time.perf_counter() - began, 1),
-                                        "chroma_add_s": round(chroma_s, 1),
-                                        "manifest_s": round(manifest_s, 1)}))
+        _, qvecs = clustered_vectors(0, dims, queries=queries, seed=dims)  # queries do not depend on n
         out["build"] = json.loads(done.read_text())
         out["memory_mb"] = {"chroma_server_loaded": None, "bench_process_start": round(rss_mb(), 1)}
 
@@ -205,7 +221,7 @@ def run(n: int, dims: int, queries: int, keep: bool) -> dict[str, Any]:
             times = [timed_ms(lambda t=t, m=mode: searcher.search(t, k=5, mode=m))[0] for t in qtexts]
             out["query"][mode] = {"p50_ms": round(median(times), 2), "p95_ms": round(pct(times, 95), 2)}
 
-        out["app_ms"] = app_interactions(settings, info, searcher, lens, store, Manifest, n)
+        out["app_ms"] = app_interactions(settings, info, searcher, lens, projection, store, Manifest, n)
 
         # another machine changes 1 %: deletes 0.5 % of the files, adds as many chunks
         from rag.ingest.pipeline import Ingestor
@@ -236,8 +252,8 @@ def run(n: int, dims: int, queries: int, keep: bool) -> dict[str, Any]:
     return out
 
 
-def app_interactions(settings: Any, info: Any, searcher: Any, lens: Any, store: Any, manifest_cls: Any,
-                     n: int) -> dict[str, Any]:
+def app_interactions(settings: Any, info: Any, searcher: Any, lens: Any, projection: Any, store: Any,
+                     manifest_cls: Any, n: int) -> dict[str, Any]:
     raw = searcher.collection
     manifest = manifest_cls(settings, info.collection_name)
     out: dict[str, Any] = {}
@@ -249,7 +265,7 @@ def app_interactions(settings: Any, info: Any, searcher: Any, lens: Any, store: 
     key = lens.collection_key(settings, info, raw)
     out["histogram_and_projection_sample_load"], loaded = timed_ms(lambda: lens.load_vectors(raw, key))
     out["similarity_histogram"], _ = timed_ms(lambda: loaded.similarities(loaded.matrix[0]))
-    out["pca_map"], _ = timed_ms(lambda: lens.build_map(loaded, method="pca", dims=2, query=None))
+    out["pca_map"], _ = timed_ms(lambda: projection.build_map(loaded, method="pca", dims=2, query=None))
     out["delete_one_document"], _ = timed_ms(
         lambda: __import__("rag.ingest.pipeline", fromlist=["Ingestor"]).Ingestor(settings, info)
         .delete_source(names[len(names) // 2]))
@@ -275,12 +291,16 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--keep", action="store_true", help="keep the changed collection (no rebuild)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--build", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args()
     import logging
     import warnings
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
+    if args.build:
+        build(args.build, int(args.dims))
+        return
     n = 50_000 if args.quick else args.chunks
     results = []
     for d in args.dims.split(","):

@@ -31,7 +31,11 @@ _ASKS: dict[Focus, re.Pattern[str]] = {
     "way": re.compile(
         r"どうすれば|どうやって|どのように|方法|やり方|には(?:どう|何)|すればよい|\bhow (?:do|can|should|to)\b|"
         r"\bhow do i\b|\bwork around\b|\bways? to\b", re.I),
-    "time": re.compile(r"いつ|どんな(?:とき|時|場合)|どういう(?:とき|時|場合)|\bwhen\b|\bin which cases?\b", re.I),
+    # "in which situation", not "on which date" (いつ, "When did …" ask for a date: no marker helps)
+    "time": re.compile(
+        r"どんな(?:とき|時|場合)|どういう(?:とき|時|場合)|いつ使|\bwhen (?:should|to|is it|would)\b|"
+        r"\bin which cases?\b|\bwhen (?:does|do|is|are)\b.*\b(?:hurt|help|matter|fail|break|better|worse|"
+        r"useful|needed)", re.I),
 }
 
 _MARKS: dict[Focus, re.Pattern[str]] = {

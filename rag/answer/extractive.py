@@ -6,10 +6,15 @@ Each quotable sentence (`rag.answer.sentences`) of the top hits is scored on
   - its lexical overlap with the question: the IDF-weighted share of the question's content terms
     (BM25's terms, question words left out) that the sentence contains,
   - the rank of its chunk (the retriever already weighed the whole chunk),
-plus a small preference for sentences in the question's language. Weights were tuned end to end on
-the JSQuAD and XQuAD dev sets (`bench/answer_chooser.py`; figures in the README). A sentence that
-only announces what follows passes its score to the sentences it announces and is never quoted.
-Whether to answer at all is decided in `rag.answer.evidence`.
+plus a small preference for sentences in the question's language, and a bonus when the question
+asks for a reason, a drawback, a difference, a way or a situation and the sentence carries a marker
+of that kind of answer (`rag.answer.focus`): overlap alone quotes what HNSW *is* to "what does
+HNSW trade off?". Weights were tuned end to end on the JSQuAD and XQuAD dev sets, docs_corpus/qa.jsonl
+and the focus questions of docs_corpus/qa_focus.jsonl (`bench/answer_chooser.py`; figures in the
+README). A sentence that only announces what follows passes its score to the sentences it
+announces and is never quoted. Further sentences must stay closer to the best one the farther they
+come from its chunk (`_margin`), so an answer does not end on an off-topic sentence of another
+document. Whether to answer at all is decided in `rag.answer.evidence`.
 """
 
 from __future__ import annotations

@@ -427,6 +427,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             ("mean_answer_chars", f"{data['mean_answer_chars']:.0f}"),
             ("answered", f"{data['answered']:.3f}"), ("cites_gold", f"{data['cites_gold']:.3f}"),
         ]
+        rows += [(name, "n/a" if data[name] is None else f"{data[name]:.3f}")
+                 for name in ("lead_contains", "sentence_precision", "off_topic_answers")]
     _table(rows)
     for source in data.get("missing_sources", []):
         say(f"warning: {source} is not in the collection; its questions count as misses")

@@ -195,6 +195,46 @@ def test_prose_that_starts_with_a_command_word_is_a_sentence_and_a_cut_tail_is_n
     ]
 
 
+def test_run_in_labels_inline_code_and_bold_markup_do_not_make_sentences() -> None:
+    hnsw = ("It stores the vectors as nodes in a graph.\n"
+            "Layers. Every vector is in the bottom layer. A random subset is also placed in higher layers.\n"
+            "Candidate list. The length of this list is the ef parameter.\n")
+    sentences = split_sentences(hnsw)
+    assert [s.text for s in sentences] == [
+        "It stores the vectors as nodes in a graph.", "Every vector is in the bottom layer.",
+        "A random subset is also placed in higher layers.", "The length of this list is the ef parameter.",
+    ]
+    assert (sentences[1].heading, sentences[1].lead) == ("Layers", True)
+    markdown = ("**Dot product.** Multiply the two vectors component by component: "
+                "`a·b = a1*b1 + ... + an*bn`. The result grows with their lengths.\n"
+                "* A list item with a star.\n")
+    assert [s.text for s in split_sentences(markdown)] == [
+        "Multiply the two vectors component by component: `a·b = a1*b1 + ... + an*bn`.",
+        "The result grows with their lengths.", "A list item with a star.",
+    ]
+    assert [s.text for s in split_sentences("Filters interact.\nLayers.")] == []  # bare labels
+    announced = split_sentences("一方で、次のようなことはできません。\n- 要約したりすること。\n"
+                                "抽出モードは次の手順で回答を作ります。次の年に改訂されました。")
+    assert [s.announces for s in announced] == [True, False, True, False]
+
+
+def test_an_off_topic_sentence_from_a_lower_ranked_document_is_not_appended(docs: Answerer) -> None:
+    # Before: the definition, one more sentence of it, then 「回答を、検索で取り出した資料の内容に
+    # 結び付けることをグラウンディングと呼びます[2]。」 from the second-ranked document.
+    answer = docs.answer("エンベディングとは何ですか？")
+    assert answer.search.hits[1].source != "ja/01_embedding_toha.md"
+    assert "グラウンディング" not in answer.text
+    assert {h.source for h in answer.cited_hits()} == {"ja/01_embedding_toha.md"}
+    assert len(answer.quoted) == 3  # the room went to the definition's own chunk
+
+
+def test_a_drawback_question_gets_the_drawback_not_only_the_definition(docs: Answerer) -> None:
+    answer = docs.answer("オーバーラップを大きくしすぎるとどうなりますか？")
+    assert "ただし重ねすぎると、ほぼ同じ内容のチャンクが検索結果に何件も並ぶようになり" in answer.text
+    answer = docs.answer("When does MMR hurt?")
+    assert "It can hurt when the question needs two chunks that are genuinely similar" in answer.text
+
+
 @pytest.fixture(scope="module")
 def e5_docs_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """docs_corpus ingested with e5 (its bundled vectors make this quick)."""
@@ -220,3 +260,17 @@ def test_e5_has_its_own_bar_and_answers_the_first_question(
         answer = answerer.answer(question)
         assert answer.not_found, (question, answer.text)
         assert f"{bar:.2f}" in answer.text and len(answer.search.hits) == 5
+
+
+def test_e5_answers_what_hnsw_trades_off_not_only_what_it_is(
+    e5_docs_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_DATA_DIR", str(e5_docs_data))
+    monkeypatch.setenv("RAG_EMBEDDING_PROVIDER", "e5")
+    get_settings.cache_clear()
+    store.reset_clients()
+    answer = Answerer(get_settings()).answer("What does HNSW trade off?")
+    trade = "Approximate nearest neighbour (ANN) search trades a little accuracy for a large speed-up"
+    assert answer.text.startswith(trade), answer.text
+    assert {h.source for h in answer.cited_hits()} == {"en/hnsw_approximate_search.html"}
+    assert "Layers [" not in answer.text

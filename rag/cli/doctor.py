@@ -18,7 +18,8 @@ def add_doctor(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.doctor import diagnose, render
+    from rag.doctor import diagnose
+    from rag.doctor.report import render
 
     report = diagnose(settings)
     if args.json:

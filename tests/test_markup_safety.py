@@ -153,6 +153,47 @@ def test_the_citation_view_shows_a_hostile_file_name_as_text(tmp_path: Path, loc
     assert shown_names == set(HOSTILE_NAMES)  # each name shown, letter for letter
 
 
+def _documents_page() -> None:
+    from rag.config import get_settings
+    from rag.ui.documents import render_documents
+
+    render_documents(get_settings())
+
+
+def test_the_documents_page_shows_a_hostile_file_name_as_text(tmp_path: Path, capsys) -> None:
+    """The Documents page names the open file in a heading, a caption, the delete prompt and the
+    message after deleting: all Markdown, all letter for letter."""
+    from rag.cli import main
+
+    corpus = tmp_path / "corpus"
+    (corpus / "[x](https:").mkdir(parents=True)
+    for name in HOSTILE_NAMES:
+        (corpus / name).write_text("パスワードの再設定について。\n", encoding="utf-8")
+    assert main(["ingest", str(corpus), "--json"]) == 0
+    capsys.readouterr()
+    at = AppTest.from_function(_documents_page, default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    for name in HOSTILE_NAMES:
+        at.selectbox(key="doc_open").select(name).run()
+        assert not at.exception, [e.value for e in at.exception]
+        shown = [str(e.value) for kind in ("markdown", "caption", "subheader") for e in at.get(kind)]
+        assert any(name in _text_of(s) for s in shown if s.startswith("📄")), shown
+        for markdown in shown:
+            assert _live_markup(markdown) == [], markdown
+    at.button(key="doc_delete_confirm").click().run()
+    deleted = [str(e.value) for e in at.success]
+    assert deleted and any(HOSTILE_NAMES[-1] in _text_of(m) for m in deleted), deleted
+    for markdown in deleted:
+        assert _live_markup(markdown) == [], markdown
+
+
+def _text_of(markdown: str) -> str:
+    """What a reader sees: the rendered HTML's text, entities decoded."""
+    import html
+
+    return html.unescape(re.sub(r"<[^>]+>", "", _html(markdown)))
+
+
 class _Beacon(BaseHTTPRequestHandler):
     hits: list[str] = []
 

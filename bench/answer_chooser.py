@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from rag.answer import extractive  # noqa: E402
 from rag.answer.answerer import Answerer, SentenceFeatures, cited_pieces  # noqa: E402
 from rag.config import get_settings  # noqa: E402
-from rag.embeddings import resolve  # noqa: E402
+from rag.embed.providers import resolve  # noqa: E402
 from rag.eval_answers import contains_gold, judge_sentences  # noqa: E402
 from rag.evaluate import Question, ensure_collection, eval_info, load, same_source, sample  # noqa: E402
 from rag.retrieve.searcher import Searcher  # noqa: E402

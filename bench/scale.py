@@ -143,7 +143,7 @@ def timed_ms(fn: Any) -> tuple[float, Any]:
 def build(n: int, dims: int) -> None:
     """Write n chunks into `<root>/builder/chroma` through an embedded client (`--build`)."""
     from rag import store
-    from rag.embeddings import EmbeddingInfo
+    from rag.embed.providers import EmbeddingInfo
 
     root = bench_dir("scale", f"v2-{n}-{dims}")
     settings = use_settings(root / "builder", CHROMA_HOST=None, OPENAI_API_KEY="sk-bench-unused-0000",
@@ -167,7 +167,7 @@ def build(n: int, dims: int) -> None:
 
 def run(n: int, dims: int, queries: int, keep: bool) -> dict[str, Any]:
     from rag import store
-    from rag.embeddings import EmbeddingInfo
+    from rag.embed.providers import EmbeddingInfo
     from rag.lens import collection as lens
     from rag.lens import projection
     from rag.retrieve import bm25

@@ -20,7 +20,7 @@ from rag.errors import LoadError
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
-    from rag.embeddings import EmbeddingInfo
+    from rag.embed.providers import EmbeddingInfo
     from rag.ingest.pipeline import IngestReport
     from rag.progress import ProgressFn
 
@@ -58,7 +58,7 @@ class ChunkView:
 
 def _collection(settings: Settings, info: EmbeddingInfo | None) -> tuple[Collection | None, EmbeddingInfo]:
     from rag import store
-    from rag.embeddings import resolve
+    from rag.embed.providers import resolve
 
     info = info or resolve(settings)
     try:

@@ -25,7 +25,7 @@ import numpy as np
 
 from rag import store
 from rag.config import RetrievalModeName, Settings
-from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
+from rag.embed.providers import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import EmptyStoreError, LoadError
 from rag.eval_answers import AnswerStats, answer_all
 from rag.progress import Progress, ProgressFn

@@ -12,7 +12,7 @@ from rag.answer.extractive import Candidate
 from rag.answer.sentences import split_sentences
 from rag.cli import main
 from rag.config import get_settings
-from rag.embeddings import resolve
+from rag.embed.providers import resolve
 from rag.errors import LoadError
 from rag.eval_answers import contains_gold, judge_sentences
 from rag.evaluate import (

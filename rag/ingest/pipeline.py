@@ -31,7 +31,7 @@ from langchain_core.indexing import index
 
 from rag import store
 from rag.config import Settings
-from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
+from rag.embed.providers import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import BusyError, LoadError
 from rag.ingest import quality
 from rag.ingest.chunking import split_documents

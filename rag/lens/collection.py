@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
     from rag.config import Settings
-    from rag.embeddings import EmbeddingInfo
+    from rag.embed.providers import EmbeddingInfo
     from rag.retrieve.hits import Hit
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from rag.answer.answerer import Answer
-    from rag.embeddings import EmbeddingInfo
+    from rag.embed.providers import EmbeddingInfo
     from rag.retrieve.hits import Hit
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def context_for(info: EmbeddingInfo | None = None) -> Context:
         info, embeddings, coll = searcher.info, searcher.embeddings, searcher.collection
     else:
         from rag import store
-        from rag.embeddings import get_embeddings
+        from rag.embed.providers import get_embeddings
 
         embeddings = get_embeddings(settings, info)
         coll = store.collection(settings, info, create=False)
@@ -195,7 +195,7 @@ def render_tokens(text: str, info: EmbeddingInfo, *, note: bool = True, key: str
                    "embedding models read. `<e7 8c>` = UTF-8 の断片 / byte fragments of one "
                    "character (boxed in red).")
         st.caption(JA_NOTE)
-    from rag.embeddings import E5_MODEL, model_pieces
+    from rag.embed.providers import E5_MODEL, model_pieces
 
     pieces = model_pieces(info, text)
     if pieces is not None:

@@ -28,6 +28,7 @@ from rag.ingest.pipeline import IngestReport
 from rag.progress import Progress, ProgressFn
 from rag.ui import state
 from rag.ui.i18n import both
+from rag.ui.safe_text import literal_line
 
 MAX_CHUNKS_SHOWN = 300
 OPEN_KEY = "doc_open"
@@ -79,8 +80,8 @@ def _size(size: int | None) -> str:
 
 
 def _render_document(settings: Settings, doc: DocumentInfo) -> None:
-    st.subheader(f"📄 {doc.source}")
-    st.caption(f"{doc.path} · {doc.type} · {_size(doc.size)} · {doc.chunks} chunks"
+    st.subheader(f"📄 {literal_line(doc.source)}")
+    st.caption(f"{literal_line(str(doc.path))} · {doc.type} · {_size(doc.size)} · {doc.chunks} chunks"
                + (f" · {doc.pages} pages" if doc.pages else ""))
     for flag in doc.flags:
         st.warning(f"{both('文字化けの疑い', 'Garbled text?')} — {flag}", icon="⚠️")
@@ -93,8 +94,9 @@ def _render_document(settings: Settings, doc: DocumentInfo) -> None:
                 _say("error", str(exc))
         st.rerun()
     with right.popover(f"🗑 {both('削除', 'Delete')}", width="stretch"):
-        st.write(both(f"{doc.source} を索引から削除します（元のファイルは残ります）。",
-                      f"Remove {doc.source} from the index (the file itself stays)."))
+        name = literal_line(doc.source)
+        st.markdown(both(f"{name} を索引から削除します（元のファイルは残ります）。",
+                         f"Remove {name} from the index (the file itself stays)."))
         st.button(both("削除する", "Delete it"), key="doc_delete_confirm", type="primary",
                   on_click=_delete, args=(settings, doc))
     chunks = document_chunks(settings, doc.path, state.get_searcher(settings).info)
@@ -109,7 +111,7 @@ def _render_page(page: int | None, chunks: list[ChunkView]) -> None:
     if page is not None:
         ocr = " · OCR" if any(c.ocr for c in chunks) else ""
         heading = chunks[0].heading
-        st.markdown(f"##### {both('ページ', 'page')} {page}{ocr}" + (f" — {heading}" if heading else ""))
+        st.markdown(f"##### {both('ページ', 'page')} {page}{ocr}" + (f" — {literal_line(heading)}" if heading else ""))
     by_chunk = {c.chunk: c for c in chunks}
     parts = []
     for number, text in page_text(chunks):
@@ -136,8 +138,8 @@ def _delete(settings: Settings, doc: DocumentInfo) -> None:
         _say("error", str(exc))
         return
     st.session_state.pop(OPEN_KEY, None)
-    _say("success", both(f"{doc.source} を削除しました（{deleted} チャンク）",
-                         f"Deleted {doc.source} ({deleted} chunks)"))
+    name = literal_line(doc.source)
+    _say("success", both(f"{name} を削除しました（{deleted} チャンク）", f"Deleted {name} ({deleted} chunks)"))
 
 
 def _render_upload(settings: Settings) -> None:

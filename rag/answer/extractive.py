@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag.answer.focus import focus_of, has_marker
+from rag.answer.markup import shown
 from rag.answer.sentences import Sentence, split_sentences
 from rag.lang import is_japanese, lang_of
 from rag.retrieve.bm25 import tokenize
@@ -97,7 +98,13 @@ class Candidate:
 
     @property
     def text(self) -> str:
+        """The sentence as written in the chunk: what is scored, embedded and matched."""
         return self.sentence.text
+
+    @property
+    def shown(self) -> str:
+        """The sentence as a reader of the document sees it: what the answer quotes."""
+        return shown(self.sentence.text)
 
 
 @dataclass

@@ -88,8 +88,9 @@ def split_sentences(text: str) -> list[Sentence]:
             continue
         pieces = _sentences_of(body)
         for number, (offset, sentence) in enumerate(pieces):
-            if at + offset == _first_char(text) and sentence[:1].islower():
-                continue  # the chunk starts mid-sentence (cut by the chunk overlap)
+            if at + offset == _first_char(text) and (sentence[:1].islower() or
+                                                      sentence[:1] in _CONTINUING):
+                continue  # the chunk starts mid-sentence (cut by the chunk overlap): ": the …"
             if number == 0 and len(pieces) > 1 and _is_label(sentence):
                 heading, fresh = sentence.strip("*_ .:"), True  # "Layers. Every vector is …"
                 continue
@@ -102,6 +103,8 @@ def split_sentences(text: str) -> list[Sentence]:
     return out
 
 
+_CONTINUING = ":;,)]}、。，：；）」』"
+"""A chunk whose text starts with one of these was cut inside a sentence."""
 _SENTENCE_INSIDE = re.compile(r"[。！？]")
 WRAP_CJK_CHARS = 30
 WRAP_LATIN_CHARS = 60

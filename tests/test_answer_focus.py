@@ -62,3 +62,6 @@ def test_a_consequence_points_back_to_its_reason() -> None:
     assert not follows_from_before("Short queries suffer most, because they carry fewer meaning cues to "
                                    "outweigh the language signal.")
     assert not follows_from_before("It is also so fast that nobody notices.")
+    assert not follows_from_before("So-called dense retrieval compares vectors.")
+    assert not follows_from_before("So far every example used one document.")
+    assert follows_from_before("So, the first hit is not always the best one.")

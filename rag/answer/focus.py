@@ -63,7 +63,7 @@ _MARKS: dict[Focus, re.Pattern[str]] = {
 
 _CONSEQUENCE = re.compile(
     r"^(?:そのため|このため|それゆえ|したがって|従って|だから|その結果|そこで)|"
-    r"^(?:so|thus|hence|consequently|as a result|that is why|this is why)\b|"
+    r"^(?:so,|(?:thus|hence|consequently|as a result|that is why|this is why)\b(?!-))|"
     r"\b(?:therefore|thus|hence|consequently)\b", re.I)
 
 

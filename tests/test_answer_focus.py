@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.focus import focus_of, has_marker
+from rag.answer.focus import focus_of, follows_from_before, has_marker
 
 
 @pytest.mark.parametrize(("question", "kind"), [
@@ -51,3 +51,17 @@ def test_the_sentence_that_answers_carries_the_marker_and_the_definition_does_no
                       "欠けがちです。", small)
     assert not has_marker("隣り合うチャンクの境目を少し重ねておくことをオーバーラップといいます。", small)
     assert not has_marker("anything at all, because of everything", frozenset())
+
+
+def test_a_consequence_points_back_to_its_reason() -> None:
+    assert follows_from_before("そのため、次のような条件でハルシネーションが起きやすくなります。")
+    assert follows_from_before("A Japanese query about cosine similarity may therefore rank a loosely related "
+                               "Japanese chunk above a precise English one.")
+    assert not follows_from_before("選ばれる基準は「ありそうかどうか」であって、「正しいかどうか」を確かめる仕組みは"
+                                   "本来備わっていません。")
+    assert not follows_from_before("Short queries suffer most, because they carry fewer meaning cues to "
+                                   "outweigh the language signal.")
+    assert not follows_from_before("It is also so fast that nobody notices.")
+    assert not follows_from_before("So-called dense retrieval compares vectors.")
+    assert not follows_from_before("So far every example used one document.")
+    assert follows_from_before("So, the first hit is not always the best one.")

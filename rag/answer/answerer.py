@@ -23,7 +23,7 @@ from rag.answer import extractive
 from rag.answer.evidence import Evidence, calibration_for
 from rag.answer.llm import ChatLLM, LLMInfo, Piece, answer_messages, resolve_llm
 from rag.config import Settings
-from rag.lang import lang_of
+from rag.lang import is_japanese, lang_of
 from rag.retrieve.hits import Hit, SearchResult
 from rag.retrieve.options import SearchOptions
 from rag.retrieve.searcher import Searcher
@@ -108,20 +108,37 @@ def parse_citations(text: str, valid: Sequence[int] | None = None) -> list[int]:
 
 
 def cited_pieces(chosen: Sequence[extractive.Candidate]) -> list[str]:
-    """The chosen sentences, each cited, as the pieces an extractive answer streams."""
+    """The chosen sentences as the reader sees them in the document (`rag.answer.markup`), each
+    cited, as the pieces an extractive answer streams."""
     pieces: list[str] = []
     for i, cand in enumerate(chosen):
-        piece = cite(cand.text, cand.hit.rank)
+        piece = cite(cand.shown, cand.hit.rank)
         if i and not (lang_of(chosen[i - 1].text) == lang_of(cand.text) == "ja"):
             piece = " " + piece  # Japanese sentences follow each other without a space
         pieces.append(piece)
     return pieces
 
 
+_CONTINUES = re.compile(r"\s*[;；,，、]+$")
+"""How a list item that the list goes on after ends ("near-duplicates;", 「重複、」)."""
+_CLOSERS = "」』）)\"'”’]"
+
+
 def cite(sentence: str, n: int) -> str:
-    """The sentence with its citation before the final stop: `…です[1]。`, `… ranking [4].`"""
-    body, stop = (sentence[:-1], sentence[-1]) if sentence[-1] in _STOPS else (sentence, "")
-    space = "" if lang_of(body[-1:]) == "ja" else " "
+    """The sentence with its citation before the final stop: `…です[1]。`, `… ranking [4].`
+
+    Quoted alone, a list item reads as a sentence: one that ends in ";" or "、" (the list goes on)
+    or in nothing at all gets a full stop in its language, with the citation before it
+    (`… near-duplicates [1].`, `…重複[1]。`), not after the comma ("near-duplicates; [1]").
+    """
+    body = _CONTINUES.sub("", sentence.rstrip())
+    if body[-1:] in _STOPS:
+        body, stop = body[:-1], body[-1]
+    elif body.rstrip(_CLOSERS)[-1:] in _STOPS:
+        stop = ""  # 「…です。」 or "… it." ends already
+    else:
+        stop = "。" if is_japanese(body) else "."
+    space = "" if lang_of(body.rstrip(_CLOSERS + "。")[-1:]) == "ja" else " "
     return f"{body}{space}[{n}]{stop}"
 
 

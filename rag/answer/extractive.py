@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.answer.focus import focus_of, has_marker
+from rag.answer.focus import focus_of, follows_from_before, has_marker
+from rag.answer.markup import shown
 from rag.answer.sentences import Sentence, split_sentences
 from rag.lang import is_japanese, lang_of
 from rag.retrieve.bm25 import tokenize
@@ -89,6 +90,8 @@ class Candidate:
     """Index among the quotable sentences of its chunk."""
     focus: bool = False
     """Carries a marker of the kind of answer the question asks for (`rag.answer.focus`)."""
+    consequence: bool = False
+    """Asked why, it says what follows from the sentence before it (そのため…, "… therefore …")."""
 
     @property
     def heading(self) -> str:
@@ -97,7 +100,13 @@ class Candidate:
 
     @property
     def text(self) -> str:
+        """The sentence as written in the chunk: what is scored, embedded and matched."""
         return self.sentence.text
+
+    @property
+    def shown(self) -> str:
+        """The sentence as a reader of the document sees it: what the answer quotes."""
+        return shown(self.sentence.text)
 
 
 @dataclass
@@ -179,6 +188,7 @@ def measure(question: str, cands: list[Candidate], cosines: np.ndarray, terms: T
         cand.heading_overlap = terms.coverage(cand.heading) if cand.heading else 0.0
         cand.same_language = is_japanese(cand.text) == question_ja
         cand.focus = bool(kinds) and has_marker(cand.text, kinds)
+        cand.consequence = "reason" in kinds and follows_from_before(cand.text)
 
 
 def score(cands: list[Candidate], weights: Weights = DEFAULT_WEIGHTS) -> list[Candidate]:
@@ -196,8 +206,21 @@ def score(cands: list[Candidate], weights: Weights = DEFAULT_WEIGHTS) -> list[Ca
                       + weights.heading * cand.heading_overlap + weights.lead * cand.sentence.lead
                       - weights.rank * (cand.hit.rank - 1) + weights.language * cand.same_language
                       + weights.focus * cand.focus)
+    _pass_back_consequences(cands)
     _pass_on_announcements(cands)
     return cands
+
+
+def _pass_back_consequences(cands: list[Candidate]) -> None:
+    """A sentence that states a consequence, to a why-question, lends its score to the sentence
+    just before it in its chunk, the reason it follows from, and stays a candidate itself: asked
+    "why does X happen?", 「そのため、…X が起きやすくなります。」 matches X, the sentence before says why."""
+    for i, cand in enumerate(cands):
+        if not cand.consequence or cand.position == 0:
+            continue
+        before = next((c for c in reversed(cands[:i]) if c.hit is cand.hit), None)
+        if before is not None and before.position == cand.position - 1:
+            before.score = max(before.score, cand.score)
 
 
 def _pass_on_announcements(cands: list[Candidate]) -> None:

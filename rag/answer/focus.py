@@ -7,7 +7,9 @@ are mostly question words, left out of the overlap, or are rarely repeated by th
 sentence. What the answering sentence does carry is a discourse marker of that kind of answer:
 a reason has ため/ので/because, a drawback or trade-off 一方/ただし/but/at the price of, a
 difference 一方/逆/whereas/unlike. `focus_of` reads the question's kinds, `has_marker` looks for
-their markers in a sentence; the chooser adds a small bonus (`Weights.focus`).
+their markers in a sentence; the chooser adds a small bonus (`Weights.focus`). A sentence that
+opens with そのため or says "therefore" points back: the reason it follows from is the sentence
+before it (`follows_from_before`), which a why-question rarely shares words with.
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ _MARKS: dict[Focus, re.Pattern[str]] = {
 }
 
 
+_CONSEQUENCE = re.compile(
+    r"^(?:そのため|このため|それゆえ|したがって|従って|だから|その結果|そこで)|"
+    r"^(?:so,|(?:thus|hence|consequently|as a result|that is why|this is why)\b(?!-))|"
+    r"\b(?:therefore|thus|hence|consequently)\b", re.I)
+
+
 def focus_of(question: str) -> frozenset[Focus]:
     """The kinds of answer the question asks for; empty for a plain what/who/which question."""
     text = unicodedata.normalize("NFKC", question).strip()
@@ -69,3 +77,9 @@ def has_marker(sentence: str, kinds: frozenset[Focus]) -> bool:
     """Whether the sentence carries a marker of one of the kinds of answer asked for."""
     text = unicodedata.normalize("NFKC", sentence)
     return any(_MARKS[kind].search(text) for kind in kinds)
+
+
+def follows_from_before(sentence: str) -> bool:
+    """Whether the sentence states a consequence of what comes before it (そのため…, "… may
+    therefore …"): asked *why*, the reason is the sentence before, not this one."""
+    return bool(_CONSEQUENCE.search(unicodedata.normalize("NFKC", sentence).strip()))

@@ -78,6 +78,9 @@ def split_sentences(text: str) -> list[Sentence]:
         marker = _LIST_MARK.match(line)
         body = line[marker.end():].strip() if marker else line
         at = start + raw.find(body)
+        if marker and _is_upper_title(body):  # "2. DIMENSION MISMATCH AFTER SWITCHING PROVIDERS"
+            heading, fresh = body, True
+            continue
         if marker and len(body) <= 240:
             if _quotable(body):
                 out.append(Sentence(at, body, _announces(body), True, heading, fresh))
@@ -88,8 +91,9 @@ def split_sentences(text: str) -> list[Sentence]:
             continue
         pieces = _sentences_of(body)
         for number, (offset, sentence) in enumerate(pieces):
-            if at + offset == _first_char(text) and sentence[:1].islower():
-                continue  # the chunk starts mid-sentence (cut by the chunk overlap)
+            if at + offset == _first_char(text) and (sentence[:1].islower() or
+                                                      sentence[:1] in _CONTINUING):
+                continue  # the chunk starts mid-sentence (cut by the chunk overlap): ": the …"
             if number == 0 and len(pieces) > 1 and _is_label(sentence):
                 heading, fresh = sentence.strip("*_ .:"), True  # "Layers. Every vector is …"
                 continue
@@ -102,6 +106,8 @@ def split_sentences(text: str) -> list[Sentence]:
     return out
 
 
+_CONTINUING = ":;,)]}、。，：；）」』"
+"""A chunk whose text starts with one of these was cut inside a sentence."""
 _SENTENCE_INSIDE = re.compile(r"[。！？]")
 WRAP_CJK_CHARS = 30
 WRAP_LATIN_CHARS = 60
@@ -153,6 +159,13 @@ def _is_title(line: str) -> bool:
 
 
 _LABEL = re.compile(r"^[*_]*[A-Z][\w-]*(?: [\w()-]+){0,2}[.:][*_]*$")
+
+
+def _is_upper_title(line: str) -> bool:
+    """A numbered section title in capitals, as plain-text manuals write them: no lower-case
+    letter, no final stop, at least two words."""
+    return (line[-1] not in STOPS and not any(ch.islower() for ch in line)
+            and sum(ch.isupper() for ch in line) >= 6 and len(line.split()) >= 2)
 
 
 def _is_label(sentence: str) -> bool:

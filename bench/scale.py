@@ -271,6 +271,8 @@ def app_interactions(settings: Any, info: Any, searcher: Any, lens: Any, project
 
     raw = searcher.collection
     manifest = manifest_cls(settings, info.collection_name)
+    # a server that has answered a question: its index loaded, as in the app after one question
+    raw.query(query_embeddings=raw.get(limit=1, include=["embeddings"])["embeddings"][:1], n_results=5)
     out: dict[str, Any] = {}
     out["sidebar_count"], _ = timed_ms(searcher.count)
     out["raw_count"], _ = timed_ms(raw.count)

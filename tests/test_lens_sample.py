@@ -31,7 +31,7 @@ class Recording:
 
 def _collection(path: Path, n: int, dims: int = 16) -> tuple[Any, np.ndarray]:
     client = chromadb.PersistentClient(str(path / "chroma"))
-    coll = client.create_collection(f"sample_{n}", metadata={"hnsw:space": "cosine"})
+    coll = client.create_collection(f"sample_{n}_{dims}", metadata={"hnsw:space": "cosine", "dims": dims})
     vectors = np.random.default_rng(n).standard_normal((n, dims)).astype(np.float32)
     for start in range(0, n, 1000):
         stop = min(start + 1000, n)
@@ -94,5 +94,10 @@ def test_sample_pages_never_overlap_and_read_exactly_the_cap(total: int) -> None
     assert all(b <= c for (_, b), (c, _) in zip(rows, rows[1:], strict=False))
 
 
-def test_the_sample_is_what_a_map_draws() -> None:
+def test_the_sample_is_what_a_map_draws_and_wide_vectors_get_fewer(tmp_path: Path) -> None:
     assert collection.SAMPLE_CAP == projection.MAX_POINTS
+    assert collection.sample_cap(384) == collection.SAMPLE_CAP and collection.sample_cap(None) == collection.SAMPLE_CAP
+    assert collection.sample_cap(1536) == 1000
+    coll, _ = _collection(tmp_path, 1200, dims=1536)  # the collection records its dims, as ours do
+    loaded = collection.load_vectors(coll, ("t", "wide"))
+    assert len(loaded) == 1000 and loaded.total == 1200 and loaded.matrix.shape == (1000, 1536)

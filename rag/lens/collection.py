@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 SAMPLE_CAP = 3_000
 """Chunk vectors loaded for the histogram, percentiles and maps; beyond it, a sample of this size.
 As many points as a projection draws (`projection.MAX_POINTS`): more is not seen, only waited for."""
+SAMPLE_FLOATS = SAMPLE_CAP * 512
+"""Wider vectors get fewer points (1,000 at 1,536 dims), so a sample is read in about the same
+time whatever the model: the numbers themselves are what a server sends and a client parses."""
 MAX_LOADED = SAMPLE_CAP
 """The former name of `SAMPLE_CAP`."""
 SAMPLE_PAGES = 10
@@ -117,16 +120,25 @@ def sample_offsets(total: int, cap: int, pages: int = SAMPLE_PAGES, seed: int = 
     return out
 
 
-def load_vectors(coll: Collection, key: tuple[Any, ...], *, cap: int = SAMPLE_CAP,
+def sample_cap(dims: int | None) -> int:
+    """Chunks loaded for vectors of `dims` numbers: `SAMPLE_CAP`, fewer for wide vectors."""
+    return max(1, min(SAMPLE_CAP, SAMPLE_FLOATS // dims)) if dims else SAMPLE_CAP
+
+
+def load_vectors(coll: Collection, key: tuple[Any, ...], *, cap: int | None = None,
                  seed: int = 0) -> CollectionVectors:
     """The collection's chunk vectors (a seeded sample of `cap` beyond it), once per `key`.
 
-    Only bounded pages are read (`get(limit, offset)`), never the list of every id.
+    Only bounded pages are read (`get(limit, offset)`), never the list of every id. `cap`
+    defaults to `sample_cap` of the dims the collection records.
     """
     cached = _VECTORS.recall(key)
     if cached is not None:
         return cached
     started = time.perf_counter()
+    if cap is None:
+        dims = (coll.metadata or {}).get("dims")
+        cap = sample_cap(dims if isinstance(dims, int) else None)
     total = coll.count()
     if total == 0:
         raise EmptyStoreError(f"The collection {coll.name} is empty.", EmptyStoreError.default_fix)

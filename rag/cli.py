@@ -317,8 +317,7 @@ def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
         say("--max-points must be at least 1")
         return 1
     searcher = Searcher(settings)
-    vectors = collection.load_vectors(
-        searcher.collection, collection.collection_key(settings, searcher.info, searcher.collection))
+    vectors = collection.vectors_for(settings, searcher.info, searcher.collection)
     query_vector, hits = None, []
     if args.query:
         result = searcher.search(args.query, k=args.k, mode="vector")

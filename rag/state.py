@@ -254,6 +254,30 @@ class Manifest:
             {"source": source}, {"path": path}]}]}, include=["metadatas"]), create=False)
         return [FileRecord.of(m) for m in (got or {}).get("metadatas") or []]
 
+    def sample(self, chunks: int, of: int, pages: int, seed: int = 0) -> list[FileRecord]:
+        """Live file records at seeded random places, about twice as many as hold `chunks` of the
+        collection's `of` chunks: `pages` reads, one at a random offset in each stratum of the
+        manifest, in a seeded random order. Reading at an offset costs Chroma time in proportion
+        to the offset; a manifest has a tenth of the chunks' rows or fewer."""
+        import random
+
+        def read(c: Collection) -> list[FileRecord]:
+            size = c.count()
+            per = max(1, -(-2 * chunks * size // max(1, of) // pages))
+            rng = random.Random(f"{seed}:{size}:{of}")
+            spots = [(0, size)] if size <= per * pages else [
+                (lo + rng.randrange(hi - lo - per + 1), per)
+                for lo, hi in ((size * i // pages, size * (i + 1) // pages) for i in range(pages))]
+            out: list[FileRecord] = []
+            for at, limit in spots:
+                got = c.get(limit=limit, offset=at, include=["metadatas"])
+                out.extend(FileRecord.of(m) for m in got["metadatas"] or []
+                           if (m or {}).get("kind") == "file" and m.get("state") != DELETED)
+            rng.shuffle(out)
+            return out
+
+        return list(self._call(read, create=False, empty=[]))
+
     def version(self) -> str:
         return read_version(self.settings, self.collection_name)
 

@@ -101,3 +101,40 @@ def test_the_sample_is_what_a_map_draws_and_wide_vectors_get_fewer(tmp_path: Pat
     coll, _ = _collection(tmp_path, 1200, dims=1536)  # the collection records its dims, as ours do
     loaded = collection.load_vectors(coll, ("t", "wide"))
     assert len(loaded) == 1000 and loaded.total == 1200 and loaded.matrix.shape == (1000, 1536)
+
+
+def test_a_store_with_a_manifest_is_sampled_by_whole_files(settings) -> None:
+    """Files of 1 to 20 chunks, written as an ingest writes them (chunks, then file records)."""
+    from rag import store
+    from rag.embeddings import EmbeddingInfo
+    from rag.state import FileRecord, Manifest
+
+    info = EmbeddingInfo("openai", "text-embedding-3-small", 8, "test")
+    coll = store.collection(settings, info)
+    rng = np.random.default_rng(0)
+    sizes = {f"/d/f{i:04d}.md": int(rng.integers(1, 21)) for i in range(400)}
+    ids, metas = [], []
+    for path, n in sizes.items():
+        ids += [f"{path}#{c}" for c in range(n)]
+        metas += [{"path": path, "source": path[3:], "chunk": c} for c in range(n)]
+    vectors = rng.standard_normal((len(ids), 8)).astype(np.float32)
+    for start in range(0, len(ids), 1000):
+        coll.add(ids=ids[start:start + 1000], embeddings=vectors[start:start + 1000].tolist(),
+                 metadatas=metas[start:start + 1000], documents=ids[start:start + 1000])
+    Manifest(settings, info.collection_name).put(
+        [FileRecord(p, p[3:], "d", "f", n) for p, n in sizes.items()])
+    recorded = Recording(coll)
+    loaded = collection.load_vectors(recorded, ("t", "files"), cap=300,
+                                     files=Manifest(settings, info.collection_name))
+    assert 250 <= len(loaded) <= 300 and loaded.total == len(ids) and loaded.sampled
+    assert all(kw.get("where") and kw.get("limit") == 300 for kw, _ in recorded.gets)  # by path, bounded
+    assert sum(rows for _, rows in recorded.gets) == len(loaded)
+    per_file: dict[str, int] = {}
+    for id_ in loaded.ids:
+        per_file[id_.split("#")[0]] = per_file.get(id_.split("#")[0], 0) + 1
+    assert all(per_file[p] == sizes[p] for p in per_file)  # whole files
+    numbers = sorted(int(p[4:8]) for p in per_file)
+    assert numbers[0] < 80 and numbers[-1] >= 320  # from across the store, not its first files
+    assert collection.sample_note(loaded).startswith(f"{len(loaded)} of {len(ids):,} chunks, sampled")
+    again = collection.vectors_for(settings, info, coll)  # the app's way: the same kind of sample
+    assert again.sampled and collection.SAMPLE_CAP - 20 <= len(again) <= collection.SAMPLE_CAP < len(ids)

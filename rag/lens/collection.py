@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from rag.config import Settings
     from rag.embeddings import EmbeddingInfo
     from rag.retrieve.hits import Hit
+    from rag.state import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ SAMPLE_PAGES = 10
 """A sample is read as this many pages at random offsets (one stratum of the collection each):
 more pages mix more files into the sample, each page costs a round trip (~0.1 s on a server)."""
 _READERS = 4
+_PATHS_PER_READ = 100
 """Pages read at once (a server answers them in parallel; the embedded store releases the GIL)."""
 
 
@@ -125,12 +127,42 @@ def sample_cap(dims: int | None) -> int:
     return max(1, min(SAMPLE_CAP, SAMPLE_FLOATS // dims)) if dims else SAMPLE_CAP
 
 
+def _by_files(coll: Collection, files: Manifest, total: int, cap: int, seed: int) -> list[dict[str, Any]]:
+    """A sample of whole files: random file records from the manifest, then their chunks by path,
+    at most `cap` (each chunk as likely to be in it as any other, since each file is). Reading
+    chunks at an offset costs Chroma time in proportion to the offset (~0.2 s a page at 200,000
+    chunks); the manifest has a tenth of the rows, and chunks read by path cost what they hold."""
+    budget, paths = cap, []
+    for record in files.sample(cap, total, SAMPLE_PAGES, seed):
+        if record.done and 0 < record.chunks <= budget:
+            paths.append(record.path)
+            budget -= record.chunks
+    groups = [paths[i:i + _PATHS_PER_READ] for i in range(0, len(paths), _PATHS_PER_READ)]
+    if not groups:
+        return []
+
+    def read(group: list[str]) -> dict[str, Any]:
+        return coll.get(where={"path": {"$in": group}}, limit=cap,
+                        include=["embeddings", "documents", "metadatas"])
+
+    with ThreadPoolExecutor(max_workers=min(_READERS, len(groups))) as pool:
+        got = list(pool.map(read, groups))
+    kept, room = [], cap  # a record that undercounts its chunks must not take the sample past cap
+    for page in got:
+        n = min(room, len(page["ids"]))
+        kept.append({k: (v[:n] if isinstance(v, list) else v) for k, v in page.items()
+                     if k in ("ids", "documents", "metadatas")} | {"embeddings": page["embeddings"][:n]})
+        room -= n
+    return kept
+
+
 def load_vectors(coll: Collection, key: tuple[Any, ...], *, cap: int | None = None,
-                 seed: int = 0) -> CollectionVectors:
+                 seed: int = 0, files: Manifest | None = None) -> CollectionVectors:
     """The collection's chunk vectors (a seeded sample of `cap` beyond it), once per `key`.
 
-    Only bounded pages are read (`get(limit, offset)`), never the list of every id. `cap`
-    defaults to `sample_cap` of the dims the collection records.
+    Only bounded reads, never the list of every id: with the collection's manifest (`files`),
+    a sample of whole files (`_by_files`), else pages at random offsets. `cap` defaults to
+    `sample_cap` of the dims the collection records.
     """
     cached = _VECTORS.recall(key)
     if cached is not None:
@@ -146,9 +178,13 @@ def load_vectors(coll: Collection, key: tuple[Any, ...], *, cap: int | None = No
     def page(at: tuple[int, int]) -> dict[str, Any]:
         return coll.get(limit=at[1], offset=at[0], include=["embeddings", "documents", "metadatas"])
 
-    pages = sample_offsets(total, cap, seed=seed)
-    with ThreadPoolExecutor(max_workers=min(_READERS, len(pages))) as pool:
-        got_pages = list(pool.map(page, pages))
+    got_pages = None
+    if total > cap and files is not None:
+        got_pages = _by_files(coll, files, total, cap, seed)
+    if not got_pages:
+        pages = sample_offsets(total, cap, seed=seed)
+        with ThreadPoolExecutor(max_workers=min(_READERS, len(pages))) as pool:
+            got_pages = list(pool.map(page, pages))
     ids: list[str] = []
     texts: list[str] = []
     sources: list[str] = []
@@ -164,6 +200,14 @@ def load_vectors(coll: Collection, key: tuple[Any, ...], *, cap: int | None = No
     log.info("loaded %d of %d vectors of %s in %.2f s", len(ids), total, coll.name,
              time.perf_counter() - started)
     return _VECTORS.remember(key, loaded)
+
+
+def vectors_for(settings: Settings, info: EmbeddingInfo, coll: Collection) -> CollectionVectors:
+    """The collection's vectors as the debug panel, `rag map` and the trust report load them:
+    keyed by the collection's state, a large one sampled by whole files through its manifest."""
+    from rag.state import Manifest
+
+    return load_vectors(coll, collection_key(settings, info, coll), files=Manifest(settings, info.collection_name))
 
 
 def sample_note(vectors: CollectionVectors) -> str:

@@ -85,7 +85,7 @@ def context_for(info: EmbeddingInfo | None = None) -> Context:
 
         embeddings = get_embeddings(settings, info)
         coll = store.collection(settings, info, create=False)
-    vectors = collection.load_vectors(coll, collection.collection_key(settings, info, coll))
+    vectors = collection.vectors_for(settings, info, coll)
     return Context(info, embeddings, coll, vectors)
 
 

@@ -158,11 +158,14 @@ def _infos(coll: Collection, info: EmbeddingInfo, records: list[FileRecord]) -> 
 
 def _described_from_chunks(coll: Collection, paths: list[str]) -> dict[str, Description]:
     """Descriptions of these files from their chunks' metadata: a filtered read per 100 paths."""
+    from concurrent.futures import ThreadPoolExecutor
+
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for start in range(0, len(paths), _PATHS_PER_READ):
-        got = coll.get(where={"path": {"$in": paths[start:start + _PATHS_PER_READ]}}, include=["metadatas"])
-        for meta in got["metadatas"] or []:
-            grouped[str((meta or {}).get("path"))].append(dict(meta or {}))
+    groups = [paths[i:i + _PATHS_PER_READ] for i in range(0, len(paths), _PATHS_PER_READ)]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # a server answers them side by side
+        for got in pool.map(lambda g: coll.get(where={"path": {"$in": g}}, include=["metadatas"]), groups):
+            for meta in got["metadatas"] or []:
+                grouped[str((meta or {}).get("path"))].append(dict(meta or {}))
     return {p: describe(grouped.get(p, []), p) for p in paths}
 
 

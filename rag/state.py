@@ -26,6 +26,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -268,11 +269,10 @@ class Manifest:
             spots = [(0, size)] if size <= per * pages else [
                 (lo + rng.randrange(hi - lo - per + 1), per)
                 for lo, hi in ((size * i // pages, size * (i + 1) // pages) for i in range(pages))]
-            out: list[FileRecord] = []
-            for at, limit in spots:
-                got = c.get(limit=limit, offset=at, include=["metadatas"])
-                out.extend(FileRecord.of(m) for m in got["metadatas"] or []
-                           if (m or {}).get("kind") == "file" and m.get("state") != DELETED)
+            with ThreadPoolExecutor(max_workers=4) as pool:  # a server answers them side by side
+                pages_got = list(pool.map(lambda s: c.get(limit=s[1], offset=s[0], include=["metadatas"]), spots))
+            out = [FileRecord.of(m) for got in pages_got for m in got["metadatas"] or []
+                   if (m or {}).get("kind") == "file" and m.get("state") != DELETED]
             rng.shuffle(out)
             return out
 

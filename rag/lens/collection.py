@@ -40,8 +40,6 @@ As many points as a projection draws (`projection.MAX_POINTS`): more is not seen
 SAMPLE_FLOATS = SAMPLE_CAP * 512
 """Wider vectors get fewer points (1,000 at 1,536 dims), so a sample is read in about the same
 time whatever the model: the numbers themselves are what a server sends and a client parses."""
-MAX_LOADED = SAMPLE_CAP
-"""The former name of `SAMPLE_CAP`."""
 SAMPLE_PAGES = 10
 """A sample is read as this many pages at random offsets (one stratum of the collection each):
 more pages mix more files into the sample, each page costs a round trip (~0.1 s on a server)."""

@@ -2,8 +2,8 @@
 
 Everything that two processes or two machines on one Chroma server must agree on lives in Chroma:
 - the **manifest**: one record per file (path, source, content digest, chunking fingerprint, chunk
-  count, and whether its write finished), in a small collection beside the chunks
-  (`ragfiles_<collection>`), so a fresh data dir pointed at a populated server knows at once which
+  count, whether its write finished, and the type, pages and flags the Documents page lists), in a
+  small collection beside the chunks (`ragfiles_<collection>`), so a fresh data dir pointed at a populated server knows at once which
   files are stored, and a data dir pointed at an empty server knows nothing is;
 - the **write version**: a token in that collection, replaced by every write (ingest batch,
   delete, prune); readers compare it to know when to refresh BM25, caches and embedded handles;
@@ -260,11 +260,12 @@ class Manifest:
         collection's `of` chunks: `pages` reads, one at a random offset in each stratum of the
         manifest, in a seeded random order. Reading at an offset costs Chroma time in proportion
         to the offset; a manifest has a tenth of the chunks' rows or fewer."""
+        import math
         import random
 
         def read(c: Collection) -> list[FileRecord]:
             size = c.count()
-            per = max(1, -(-2 * chunks * size // max(1, of) // pages))
+            per = max(1, math.ceil(2 * chunks * size / max(1, of) / pages))
             rng = random.Random(f"{seed}:{size}:{of}")
             spots = [(0, size)] if size <= per * pages else [
                 (lo + rng.randrange(hi - lo - per + 1), per)

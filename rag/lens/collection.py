@@ -1,8 +1,9 @@
 """The collection's vectors as one normalised matrix (or a bounded sample), loaded once per state.
 
 The similarity histogram, the trust percentiles and the maps need chunk vectors. A small
-collection is loaded whole; beyond `SAMPLE_CAP` chunks a sample of that size is read as a few
-pages at seeded random offsets, so opening the debug panel costs a bounded number of reads at any
+collection is loaded whole; beyond `SAMPLE_CAP` chunks a sample of that size is drawn as whole
+files picked at random through the store's manifest (or, for a collection without one, pages at
+seeded random offsets), so opening the debug panel costs a bounded number of bounded reads at any
 size (listing every id to draw a sample took 9 s at 50k chunks, and grows with the store). The
 matrix is kept per `collection_key`, which changes whenever the collection does. Views that show a
 sample say so (`sample_note`); Compare's nearest chunks ask the store's index when only a sample
@@ -44,8 +45,8 @@ SAMPLE_PAGES = 10
 """A sample is read as this many pages at random offsets (one stratum of the collection each):
 more pages mix more files into the sample, each page costs a round trip (~0.1 s on a server)."""
 _READERS = 4
-_PATHS_PER_READ = 100
 """Pages read at once (a server answers them in parallel; the embedded store releases the GIL)."""
+_PATHS_PER_READ = 100
 
 
 @dataclass
@@ -148,8 +149,7 @@ def _by_files(coll: Collection, files: Manifest, total: int, cap: int, seed: int
     kept, room = [], cap  # a record that undercounts its chunks must not take the sample past cap
     for page in got:
         n = min(room, len(page["ids"]))
-        kept.append({k: (v[:n] if isinstance(v, list) else v) for k, v in page.items()
-                     if k in ("ids", "documents", "metadatas")} | {"embeddings": page["embeddings"][:n]})
+        kept.append({k: page[k][:n] for k in ("ids", "documents", "metadatas", "embeddings")})
         room -= n
     return kept
 

@@ -3,8 +3,9 @@
 Everything that two processes or two machines on one Chroma server must agree on lives in Chroma:
 - the **manifest**: one record per file (path, source, content digest, chunking fingerprint, chunk
   count, whether its write finished, and the type, pages and flags the Documents page lists), in a
-  small collection beside the chunks (`ragfiles_<collection>`), so a fresh data dir pointed at a populated server knows at once which
-  files are stored, and a data dir pointed at an empty server knows nothing is;
+  small collection beside the chunks (`ragfiles_<collection>`), so a fresh data dir pointed at a
+  populated server knows at once which files are stored, and a data dir pointed at an empty
+  server knows nothing is;
 - the **write version**: a token in that collection, replaced by every write (ingest batch,
   delete, prune); readers compare it to know when to refresh BM25, caches and embedded handles;
 - the **record manager** LangChain's `index()` needs: which chunk ids exist and which belong to a

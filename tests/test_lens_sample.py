@@ -97,10 +97,10 @@ def test_sample_pages_never_overlap_and_read_exactly_the_cap(total: int) -> None
 def test_the_sample_is_what_a_map_draws_and_wide_vectors_get_fewer(tmp_path: Path) -> None:
     assert collection.SAMPLE_CAP == projection.MAX_POINTS
     assert collection.sample_cap(384) == collection.SAMPLE_CAP and collection.sample_cap(None) == collection.SAMPLE_CAP
-    assert collection.sample_cap(1536) == 1000
+    assert collection.sample_cap(1536) == 750 and collection.sample_cap(512) == 2250
     coll, _ = _collection(tmp_path, 1200, dims=1536)  # the collection records its dims, as ours do
     loaded = collection.load_vectors(coll, ("t", "wide"))
-    assert len(loaded) == 1000 and loaded.total == 1200 and loaded.matrix.shape == (1000, 1536)
+    assert len(loaded) == 750 and loaded.total == 1200 and loaded.matrix.shape == (750, 1536)
 
 
 def test_a_store_with_a_manifest_is_sampled_by_whole_files(settings) -> None:

@@ -38,8 +38,7 @@ def collection_map(settings: Settings, *, method: Method = "pca", dims: int = 2,
     from rag.retrieve.searcher import Searcher
 
     searcher = Searcher(settings)
-    vectors = collection.load_vectors(
-        searcher.collection, collection.collection_key(settings, searcher.info, searcher.collection))
+    vectors = collection.vectors_for(settings, searcher.info, searcher.collection)
     query_vector, hits = None, []
     if query:
         result = searcher.search(query, k=k, mode="vector")

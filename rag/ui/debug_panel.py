@@ -85,7 +85,7 @@ def context_for(info: EmbeddingInfo | None = None) -> Context:
 
         embeddings = get_embeddings(settings, info)
         coll = store.collection(settings, info, create=False)
-    vectors = collection.load_vectors(coll, collection.collection_key(settings, info, coll))
+    vectors = collection.vectors_for(settings, info, coll)
     return Context(info, embeddings, coll, vectors)
 
 
@@ -311,7 +311,8 @@ def _view_similarity(answer: Answer, key: str) -> None:
     st.plotly_chart(plots.similarity_histogram(sims, hits), key=f"{key}_hist", config=_PLOT_CONFIG)
     best = max(h.score for h in hits)
     beaten = float((sims < best - 1e-6).mean()) if sims.size else 0.0
-    sample = f" (sample of {len(ctx.vectors)})" if ctx.vectors.sampled else ""
+    note = collection.sample_note(ctx.vectors)
+    sample = f" ({note})" if note else ""
     st.caption(
         f"全 {ctx.vectors.total} チャンクとのコサイン類似度{sample} / cosine similarity to all "
         f"{ctx.vectors.total} chunks{sample}: median {np.median(sims):.3f}, max {sims.max():.3f}. "
@@ -352,7 +353,9 @@ def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, 
     fig = plots.projection(data, title=title, colour_by_source=colour)
     map_truth.mark_found(fig, data, found)
     event = st.plotly_chart(fig, key=f"{key}_map", on_select="rerun", selection_mode="points")
-    sampled = f", {len(data.points)} of {data.total} drawn" if len(data.points) < data.total else ""
+    sampled = f", {len(data.points)} of {data.total:,} drawn" if len(data.points) < data.total else ""
+    if ctx.vectors.sampled:
+        sampled += f" ({collection.sample_note(ctx.vectors)})"
     st.caption(
         f"{data.method.upper()} {data.dims}-D{sampled} · {data.seconds * 1000:.0f} ms"
         f"{' (cached)' if data.cached else ''}" + (f" · {data.note}" if data.note else "")
@@ -399,11 +402,11 @@ def render_compare(ctx: Context, *, key: str) -> None:
     probe = st.text_input("テキスト / text", follow, key=f"{key}_cmp_probe_{_short_digest(follow)}")
     if probe:
         vec = ctx.embeddings.embed_query(probe)
-        near = ctx.vectors.nearest(vec, 5)
+        near = collection.nearest_chunks(ctx.collection, ctx.vectors, vec, 5)
         st.dataframe({
-            "cosine": [round(s, 4) for _, s in near],
-            "source": [ctx.vectors.sources[r] for r, _ in near],
-            "text": [" ".join(ctx.vectors.texts[r].split())[:200] for r, _ in near],
+            "cosine": [round(s, 4) for s, _, _ in near],
+            "source": [source for _, source, _ in near],
+            "text": [" ".join(text.split())[:200] for _, _, text in near],
         }, hide_index=True)
 
 

@@ -1,8 +1,9 @@
 """The Documents page: every ingested document, its extracted text with chunk and page marks, actions.
 
 The list (source, type, size, pages, chunks, when, model, garbled pages) and each document's chunks
-come from `rag.documents`; upload, re-index and delete go through the same pipeline as the CLI.
-Pages whose text looks garbled are named with the reason above the text.
+come from `rag.documents` (a large store lists a bounded part, narrowed by name); upload, re-index
+and delete go through the same pipeline as the CLI. Pages whose text looks garbled are named with
+the reason above the text.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rag.config import Settings
 from rag.documents import (
     ChunkView,
     DocumentInfo,
+    DocumentList,
     delete_document,
     document_chunks,
     list_documents,
@@ -40,12 +42,13 @@ def render_documents(settings: Settings) -> None:
     st.title(both("文書", "Documents"))
     info = state.get_searcher(settings).info
     _render_upload(settings)
-    docs = list_documents(settings, info)
     query = st.text_input(both("名前で絞り込み", "Filter by name"), key="doc_filter",
                           placeholder="例: hnsw / e.g. cosine")
-    shown = [d for d in docs if query.strip().lower() in d.source.lower()]
-    st.caption(f"{len(shown)} / {len(docs)} {both('文書', 'documents')} · `{info.collection_name}`")
-    if not docs:
+    listed = list_documents(settings, info, contains=query)
+    shown = listed.docs
+    st.caption(f"{len(shown)}{'' if listed.complete else '+'} / {listed.total:,} {both('文書', 'documents')}"
+               f" · `{info.collection_name}`" + _partial_note(listed))
+    if not listed.total:
         st.info(both("まだ文書がありません。上からファイルを追加してください。",
                      "No documents yet: add files above, or run `rag ingest PATH`."))
         return
@@ -57,6 +60,17 @@ def render_documents(settings: Settings) -> None:
                         placeholder=both("文書を選ぶ", "Choose a document"))
     if pick is not None:
         _render_document(settings, next(d for d in shown if d.source == pick))
+
+
+def _partial_note(listed: DocumentList) -> str:
+    """What a large store's list leaves out, and how to reach the rest."""
+    note = ""
+    if not listed.complete:
+        note += both(f" · 先頭 {len(listed.docs)} 件のみ表示：名前で絞り込んでください",
+                     f" · showing the first {len(listed.docs)}: filter by name to find others")
+    if listed.store_filter:
+        note += both(" · 絞り込みはパスの完全一致（大文字小文字を区別）", " · filter: exact case, anywhere in the path")
+    return note
 
 
 def _row(doc: DocumentInfo) -> dict[str, object]:

@@ -1,7 +1,7 @@
 """Which language a text is in, the two ways the product needs to ask.
 
 `lang_of` picks the language to talk back in (any kana or kanji means Japanese, as a user who
-types one kanji expects); `is_japanese` asks whether a text is mostly Japanese, which is what
+types one kanji expects, and so does `？` with no Latin letter); `is_japanese` asks whether a text is mostly Japanese, which is what
 decides whether BM25 can match it at all. Both use one character class (kana and the main kanji
 blocks); the BM25 tokenizer and the encoding detector keep wider classes of their own, for what
 they need beyond "is this Japanese" (iteration marks and compatibility ideographs; CJK punctuation
@@ -15,11 +15,15 @@ from typing import Literal
 
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_JA_KEYBOARD = re.compile(r"[\u3000-\u303f\uff01-\uffef]")  # 、。「」 and ？！ｋ (full-width forms)
 
 
 def lang_of(text: str) -> Literal["ja", "en"]:
-    """Japanese when the text has any kana or kanji, else English."""
-    return "ja" if _JAPANESE.search(text) else "en"
+    """Japanese when the text has any kana or kanji, or no Latin letter but a Japanese keyboard's
+    punctuation or full-width forms: `？？？` typed on a Japanese keyboard wants a Japanese reply."""
+    if _JAPANESE.search(text):
+        return "ja"
+    return "ja" if _JA_KEYBOARD.search(text) and not _LATIN.search(text) else "en"
 
 
 def is_japanese(text: str) -> bool:

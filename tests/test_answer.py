@@ -135,6 +135,15 @@ def test_extractive_threshold_and_empty_store(corpus: Path, local_model) -> None
     assert answer.text == NO_ANSWER["ja"]
 
 
+def test_a_question_typed_on_a_japanese_keyboard_is_answered_in_japanese(corpus: Path, local_model) -> None:
+    """`？？？` or a full-width `ｋ` has no kana, but only a Japanese keyboard types it."""
+    ingest(corpus)
+    for question, lang in [("？？？", "ja"), ("ｋ", "ja"), ("???", "en"), ("What？", "en")]:
+        answer = Answerer(get_settings()).answer(question, k=3)
+        assert answer.lang == lang, question
+        assert answer.not_found and answer.text.startswith(NO_ANSWER[lang]), (question, answer.text)
+
+
 def test_cli_ask_json_extractive(corpus: Path, local_model, capsys: pytest.CaptureFixture[str]) -> None:
     ingest(corpus)
     assert main(["ask", "猫の名前は？", "-k", "3", "--json"]) == 0

@@ -216,6 +216,10 @@ def test_hybrid_hits_show_their_keyword_scores(corpus: Path, local_model) -> Non
         "other language" if not is_japanese(h.text) else
         f"{h.bm25_score:.2f}" + (f" (#{h.bm25_rank})" if h.bm25_rank else "") for h in hits]
     assert "None" not in table.to_string()
+    # scores read to the same 3 decimals (not `1` beside `0.3799`), the percentile with its `%`
+    shown = json.loads(at.dataframe[0].proto.columns)
+    assert {c: shown[c]["type_config"]["format"] for c in ("fused score", "cosine", "percentile")} \
+        == {"fused score": "%.3f", "cosine": "%.3f", "percentile": "%.1f%%"}
     open_tab(at, VIEWS[5][0]["ja"])
     shown = dict(zip(at.table[0].value.iloc[:, 0], at.table[0].value["value"], strict=True))
     assert shown["cosine"] == f"{hits[0].score:.6f}"

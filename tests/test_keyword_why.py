@@ -3,6 +3,7 @@ shown in the debug panel adds up to the fused score that ranked the hit."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def test_the_fused_score_shown_is_the_sum_of_its_shown_parts(corpus: Path, local
     at.session_state["dbg_tab"] = VIEWS[5][0]["ja" if answer.lang == "ja" else "en"]  # tabs follow the question
     at.run()
     assert not at.exception, at.exception
+    term_tables = 0
     for hit in answer.search.hits:
         at.selectbox(key="dbg_why_hit").set_value(hit).run()
         assert not at.exception, at.exception
@@ -90,11 +92,20 @@ def test_the_fused_score_shown_is_the_sum_of_its_shown_parts(corpus: Path, local
         assert hi > lo and abs((c - lo) / (hi - lo) - scaled[1]) <= 1e-4
         assert hit.fusion is not None
         assert ("keyword side (cross-script credit)" in shown) == hit.fusion.cross_script
+        # the term table reads to 4 decimals like the Σ under it (not `4.14` above `3.8035`)
+        for frame in at.dataframe:
+            if "contribution" in frame.value.columns:
+                formats = {c: json.loads(frame.proto.columns)[c]["type_config"]["format"]
+                           for c in ("idf", "tf-part", "contribution")}
+                assert set(formats.values()) == {"%.4f"}, formats
+                term_tables += 1
     # the rank follows the fused score
     fused = [h.fused_score for h in answer.search.hits]
     assert fused == sorted(fused, reverse=True)
     if question.startswith("What"):
         assert any(h.fusion.cross_script for h in answer.search.hits)
+    else:
+        assert term_tables, "a Japanese question matches terms in its Japanese hits"
 
 
 def test_rrf_fusion_records_its_ranks_and_adds_up(corpus: Path, local_model, monkeypatch) -> None:

@@ -238,6 +238,9 @@ def test_page_keeps_the_tokens_it_steps_through(lm_env: Path, model: NextTokenMo
     assert not at.exception, [e.value for e in at.exception]
     assert at.text_area(key="nt_text").value == SEED_TEXT
     assert at.metric[0].value == "わからない" and at.metric[0].delta == "18.0%"
+    # the top token's probability is no rise: no ↑ before it, and it says what it is
+    assert at.metric[0].proto.direction == at.metric[0].proto.MetricDirection.NONE
+    assert "probability" in at.metric[0].proto.delta_description
     seed_ids = model.encode(SEED_TEXT)
     at.button(key="nt_pick_2").click().run()  # 覚えて
     assert at.session_state["nt_ids"] == [*seed_ids, 210098]

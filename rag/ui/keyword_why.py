@@ -63,7 +63,10 @@ def render_keyword_why(answer: Answer, hit: Hit, key: str) -> None:
             "idf": [round(m.idf, 4) for m in terms],
             "tf-part": [round(m.tf_part, 4) for m in terms],
             "contribution": [round(m.contribution, 4) for m in terms],
-        }, hide_index=True, height=min(36 * (len(terms) + 1) + 4, 300))
+        }, hide_index=True, height=min(36 * (len(terms) + 1) + 4, 300), column_config={
+            # the caption's sum is to 4 decimals: the terms too, not `4.14` above `3.8035`
+            name: st.column_config.NumberColumn(format="%.4f")
+            for name in ("idf", "tf-part", "contribution")})
         st.caption(
             f"Σ contribution = {total:.4f} = BM25 {hit.bm25_score:.4f}. "
             "contribution = ×q × idf × tf-part; tf-part = tf·(k1+1) / (tf + k1·(1−b+b·len/avgdl)), "

@@ -120,7 +120,8 @@ def _render_next(model: NextTokenModel) -> None:
     dist = model.distribution(ids, top=TOP, temperature=temperature)
     a, b, c = st.columns(3)
     a.metric("1 位 / top token", lm_plots.shown(dist.candidates[0].text),
-             f"{dist.candidates[0].prob:.1%}", delta_color="off")
+             f"{dist.candidates[0].prob:.1%}", delta_color="off", delta_arrow="off",
+             delta_description="の確率 / its probability")  # a probability, not a rise: no ↑
     b.metric("エントロピー / entropy", f"{dist.entropy_bits:.2f} bits")
     c.metric("上位 20 の合計 / top-20 mass", f"{sum(x.prob for x in dist.candidates):.1%}")
     st.plotly_chart(lm_plots.candidate_bars(dist.candidates), key=f"{KEY}_bars",

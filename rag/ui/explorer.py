@@ -11,7 +11,8 @@ import streamlit as st
 
 from rag.lens import plots, projection
 from rag.ui import state
-from rag.ui.debug_panel import context_for, projection_controls, render_compare, render_map
+from rag.ui.debug_panel import context_for, render_compare
+from rag.ui.map_view import projection_controls, render_map
 
 KEY = "explorer"
 

@@ -1,0 +1,59 @@
+"""The map view: method and dimension controls, the projection drawn, and its honesty panel.
+
+Shared by the debug panel's Projection tab and the Explorer page. Numbers come from
+`rag.lens.projection`, the figure from `rag.lens.plots`, the neighbour check from
+`rag.ui.map_truth`.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from rag.lens import plots, projection
+from rag.ui import map_truth
+
+if TYPE_CHECKING:
+    from rag.retrieve.hits import Hit
+    from rag.ui.debug_panel import Context
+
+
+def projection_controls(key: str) -> tuple[projection.Method, int, bool]:
+    a, b, c = st.columns([3, 2, 2])
+    method = a.segmented_control("手法 / method", list(projection.METHODS), default="pca",
+                                 key=f"{key}_method") or "pca"
+    dims = b.segmented_control("次元 / dims", [2, 3], default=2, key=f"{key}_dims") or 2
+    colour = c.toggle("出典で色分け / colour by source", value=True, key=f"{key}_colour")
+    return method, int(dims), colour
+
+
+def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, colour: bool,
+               query: list[float] | None = None, query_text: str = "",
+               hits: list[Hit] | tuple = (), title: str = "") -> None:
+    if method == "umap" and not projection.umap_available():
+        st.info(f"UMAP は追加パッケージが必要です / UMAP needs an optional package: "
+                f"`{projection.UMAP_INSTALL}`. PCA を表示します / showing PCA.")
+        method = "pca"
+    slow = method != "pca"
+    wait = (" (初回は numba のコンパイルがあり、結果はデータディレクトリにキャッシュされます / the first "
+            "UMAP run compiles once; the compiled code is cached in the data dir)" if method == "umap" else "")
+    with st.spinner(f"{method} を計算中… / fitting {method}…{wait}") if slow else nullcontext():
+        data = projection.build_map(ctx.vectors, method=method, dims=dims, query=query,
+                                 query_text=query_text, hits=hits)
+    found = map_truth.find_box(data, key)
+    fig = plots.projection(data, title=title, colour_by_source=colour)
+    map_truth.mark_found(fig, data, found)
+    event = st.plotly_chart(fig, key=f"{key}_map", on_select="rerun", selection_mode="points")
+    sampled = f", {len(data.points)} of {data.total} drawn" if len(data.points) < data.total else ""
+    st.caption(
+        f"{data.method.upper()} {data.dims}-D{sampled} · {data.seconds * 1000:.0f} ms"
+        f"{' (cached)' if data.cached else ''}" + (f" · {data.note}" if data.note else "")
+        + (" · t-SNE/UMAP: 距離やクラスタの大きさに意味はなく、近さだけが意味を持ちます / only "
+           "'who sits together' is meaningful" if data.method != "pca" else
+           " · PCA: 分散の大きい 2〜3 軸への射影 / the directions of largest variance")
+    )
+    map_truth.render_variance(ctx.vectors, data)
+    chosen = map_truth.selected_id(event) or (found[0].id if len(found) == 1 else None)
+    map_truth.render_neighbours(ctx.vectors, data, chosen, key)

@@ -107,3 +107,23 @@ def test_blas_threads_are_given_back_after_overlapping_fits() -> None:
         worker.join()
         assert inner_done.is_set() and all(n == 1 for n in threads())  # the first fit still runs
     assert threads() == before
+
+
+@pytest.mark.slow
+def test_umaps_compiled_code_is_cached_in_the_data_dir_not_recompiled_per_process(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    if not projection.umap_available():
+        pytest.fail(f"umap-learn is part of the dev install: {projection.UMAP_INSTALL}")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["RAG_DATA_DIR"] = str(tmp_path / "data")
+    code = ("import numpy as np; from rag.lens import projection; "
+            "projection.project(np.random.default_rng(0).standard_normal((60, 8)).astype('f4'), 'umap', 2)")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=Path(rag.__file__).parent.parent)
+    cache = tmp_path / "data" / "numba-cache"
+    names = {p.name.split("-")[0] for p in cache.rglob("*.nbi")}
+    # umap-learn jits these without cache=True: before, every new process compiled them again
+    assert {"layouts._optimize_layout_euclidean_single_epoch", "umap_.smooth_knn_dist",
+            "umap_.compute_membership_strengths"} <= names, sorted(names)

@@ -115,6 +115,13 @@ def umap_available() -> bool:
     return importlib.util.find_spec("umap") is not None
 
 
+def umap_loaded() -> bool:
+    """Whether umap-learn (and numba's compiled code) is already loaded in this process."""
+    import sys
+
+    return "umap" in sys.modules
+
+
 def sample_rows(n: int, cap: int, keep: Sequence[int] = (), seed: int = 0) -> list[int]:
     """Row indices to draw: everything up to `cap`, else a seeded sample plus the rows in `keep`."""
     if n <= cap:
@@ -239,15 +246,49 @@ def _import_umap() -> Any:
     """umap-learn, with numba's compiled code cached under the data dir, not in site-packages.
 
     numba reads NUMBA_CACHE_DIR once, when it is first imported, so it is set just before (unless
-    the user set it); compiling UMAP's functions costs tens of seconds the first time only."""
+    the user set it). umap-learn declares most of its numba functions without `cache=True`, so
+    every new process compiled them again (6 s of CPU, 30-45 s on our loaded two cores, before
+    each app's first UMAP): their on-disk cache is switched on here, so only the very first use
+    compiles."""
     import os
+    import sys
 
     from rag.config import get_settings
 
     os.environ.setdefault("NUMBA_CACHE_DIR", str(get_settings().data_dir.absolute() / "numba-cache"))
     import umap
 
+    _cache_numba_code(("umap", "pynndescent"), sys.modules)
     return umap
+
+
+def _cache_numba_code(packages: tuple[str, ...], modules: dict[str, Any]) -> int:
+    """Turn numba's on-disk cache on for the packages' jitted functions that lack it; how many.
+
+    Of a function jitted twice (umap's serial and parallel layout epoch) only the serial one,
+    the one a seeded map runs, gets the cache: numba's cache index tells entries apart by
+    signature, not by flags, so two sharing one file could load each other's code."""
+    try:
+        from numba.core.caching import NullCache
+        from numba.core.registry import CPUDispatcher
+    except ImportError:  # a numba without these internals: it just compiles as before
+        return 0
+    found: dict[Any, list[Any]] = {}
+    for name, module in list(modules.items()):
+        if module is None or name.split(".")[0] not in packages:
+            continue
+        for obj in list(vars(module).values()):
+            if isinstance(obj, CPUDispatcher):
+                twins = found.setdefault(obj.py_func, [])
+                if all(t is not obj for t in twins):
+                    twins.append(obj)
+    switched = 0
+    for twins in found.values():
+        serial = twins if len(twins) == 1 else [t for t in twins if not t.targetoptions.get("parallel")]
+        if len(serial) == 1 and isinstance(getattr(serial[0], "_cache", None), NullCache):
+            serial[0].enable_caching()
+            switched += 1
+    return switched
 
 
 class Pca:

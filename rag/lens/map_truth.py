@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.lens.cache import Lru
 from rag.lens.collection import CollectionVectors
 from rag.lens.projection import MapData, MapPoint, nearest_neighbours, pca, sample_rows
 
@@ -40,9 +41,22 @@ class Neighbourhood:
         return len({n.id for n in self.in_space} & {n.id for n in self.on_map})
 
 
+_SHARES: Lru[list[float]] = Lru(limit=16)
+
+
 def explained_variance(vectors: CollectionVectors, dims: int, *, max_points: int = 3000,
                        seed: int = 0) -> list[float]:
-    """Share (0–1) of the collection's variance each PCA axis keeps, fitted as the map fits it."""
+    """Share (0–1) of the collection's variance each PCA axis keeps, fitted as the map fits it.
+
+    Cached per collection state: the caption under every map redraw asks again."""
+    key = (vectors.key, dims, max_points, seed)
+    known = _SHARES.recall(key)
+    if known is None:
+        known = _SHARES.remember(key, _explained_variance(vectors, dims, max_points, seed))
+    return list(known)
+
+
+def _explained_variance(vectors: CollectionVectors, dims: int, max_points: int, seed: int) -> list[float]:
     rows = sample_rows(len(vectors), max_points, (), seed)
     x = vectors.matrix[rows].astype(np.float64)
     if len(x) < 2:

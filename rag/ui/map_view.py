@@ -29,6 +29,19 @@ def projection_controls(key: str) -> tuple[projection.Method, int, bool]:
     return method, int(dims), colour
 
 
+def fit_message(method: projection.Method, points: int) -> str:
+    """What the spinner promises, as measured by bench/projection.py (one core, 3,000 points <= ~3 s)."""
+    name = "t-SNE" if method == "tsne" else "UMAP"
+    seconds = max(1, round(3 * points / projection.MAX_POINTS))
+    text = (f"{name} を {points} 点で計算中（約 {seconds} 秒）… / fitting {name} on {points} points "
+            f"(about {seconds} s)…")
+    if method == "umap" and not projection.umap_loaded():
+        text += (" 起動後初めての UMAP は numba のコンパイル済みコードも読み込みます（最初の 1 回だけ"
+                 "コンパイルし、データディレクトリにキャッシュ）/ the first UMAP since the app started also "
+                 "loads numba's compiled code (compiled once, the very first time, and cached in the data dir)")
+    return text
+
+
 def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, colour: bool,
                query: list[float] | None = None, query_text: str = "",
                hits: list[Hit] | tuple = (), title: str = "") -> None:
@@ -37,11 +50,11 @@ def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, 
                 f"`{projection.UMAP_INSTALL}`. PCA を表示します / showing PCA.")
         method = "pca"
     slow = method != "pca"
-    wait = (" (初回は numba のコンパイルがあり、結果はデータディレクトリにキャッシュされます / the first "
-            "UMAP run compiles once; the compiled code is cached in the data dir)" if method == "umap" else "")
-    with st.spinner(f"{method} を計算中… / fitting {method}…{wait}") if slow else nullcontext():
+    with st.spinner(fit_message(method, min(len(ctx.vectors), projection.MAX_POINTS))) if slow else nullcontext():
         data = projection.build_map(ctx.vectors, method=method, dims=dims, query=query,
                                  query_text=query_text, hits=hits)
+    # the other maps of this collection are fitted in the background, so the next click is a switch
+    projection.prefetch(ctx.vectors)
     found = map_truth.find_box(data, key)
     fig = plots.projection(data, title=title, colour_by_source=colour)
     map_truth.mark_found(fig, data, found)

@@ -59,6 +59,8 @@ def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, 
     fig = plots.projection(data, title=title, colour_by_source=colour)
     map_truth.mark_found(fig, data, found)
     event = st.plotly_chart(fig, key=f"{key}_map", on_select="rerun", selection_mode="points")
+    if data.dims == 3 and colour:
+        _colour_key(plots.source_colours(data))
     sampled = f", {len(data.points)} of {data.total} drawn" if len(data.points) < data.total else ""
     st.caption(
         f"{data.method.upper()} {data.dims}-D{sampled} · {data.seconds * 1000:.0f} ms"
@@ -70,3 +72,13 @@ def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, 
     map_truth.render_variance(ctx.vectors, data)
     chosen = map_truth.selected_id(event) or (found[0].id if len(found) == 1 else None)
     map_truth.render_neighbours(ctx.vectors, data, chosen, key)
+
+
+def _colour_key(colours: dict[str, str]) -> None:
+    """The 3-D map's sources and their colours (its chunks are one trace, so no legend lists them)."""
+    import html
+
+    items = " ".join(f'<span style="white-space:nowrap"><span style="color:{c}">●</span> '
+                     f"{html.escape(s)}</span>" for s, c in colours.items())
+    st.markdown(f'<div class="rag-colour-key" style="font-size:0.8em;line-height:1.6">{items}</div>',
+                unsafe_allow_html=True)

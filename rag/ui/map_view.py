@@ -30,15 +30,18 @@ def projection_controls(key: str) -> tuple[projection.Method, int, bool]:
 
 
 def fit_message(method: projection.Method, points: int) -> str:
-    """What the spinner promises, as measured by bench/projection.py (one core, 3,000 points <= ~3 s)."""
+    """What the spinner promises, as bench/projection.py measures it: a fit of 3,000 points takes
+    1.5-2.5 s of one core (so about that on an idle machine, 3-5x longer on a busy one)."""
     name = "t-SNE" if method == "tsne" else "UMAP"
-    seconds = max(1, round(3 * points / projection.MAX_POINTS))
-    text = (f"{name} を {points} 点で計算中（約 {seconds} 秒）… / fitting {name} on {points} points "
-            f"(about {seconds} s)…")
+    seconds = max(1, round(2.5 * points / projection.MAX_POINTS))
+    text = (f"{name} を {points} 点で計算中（空いたマシンで約 {seconds} 秒、混んでいるとその数倍）… / "
+            f"fitting {name} on {points} points (about {seconds} s on an idle machine, a few times "
+            "that on a busy one)…")
     if method == "umap" and not projection.umap_loaded():
-        text += (" 起動後初めての UMAP は numba のコンパイル済みコードも読み込みます（最初の 1 回だけ"
-                 "コンパイルし、データディレクトリにキャッシュ）/ the first UMAP since the app started also "
-                 "loads numba's compiled code (compiled once, the very first time, and cached in the data dir)")
+        text += (" 起動後初めての UMAP は numba のコンパイル済みコードも読み込みます（数秒〜十数秒。"
+                 "最初の 1 回だけはコンパイルに 1〜1.5 分、結果はデータディレクトリにキャッシュ）/ the first "
+                 "UMAP since the app started also loads numba's compiled code (several seconds; the very first "
+                 "time it compiles, 1-1.5 minutes, and caches the result in the data dir)")
     return text
 
 

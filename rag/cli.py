@@ -328,7 +328,7 @@ def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
     out = args.out or (None if args.json else Path("rag-map.html"))
     if out is not None:
         title = f"rag map — {searcher.info.model}" + (f" — {args.query}" if args.query else "")
-        page = plots.standalone_html(plots.projection(data, title=title), title=title)
+        page = plots.standalone_html(plots.projection(data, title=title, legend_3d=True), title=title)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(page, encoding="utf-8")
     if args.json:

@@ -127,3 +127,20 @@ def test_umaps_compiled_code_is_cached_in_the_data_dir_not_recompiled_per_proces
     # umap-learn jits these without cache=True: before, every new process compiled them again
     assert {"layouts._optimize_layout_euclidean_single_epoch", "umap_.smooth_knn_dist",
             "umap_.compute_membership_strengths"} <= names, sorted(names)
+
+
+def test_a_3d_map_is_one_chunk_trace_coloured_by_source_and_the_offline_page_keeps_a_legend() -> None:
+    from rag.lens import plots
+
+    m = bundled_vectors()
+    vectors = as_collection(m, "colours")
+    data = projection.build_map(vectors, method="pca", dims=3)
+    colours = plots.source_colours(data)
+    fig = plots.projection(data)
+    chunk_traces = [t for t in fig.data if t.name not in ("hits", "query", "query → hits")]
+    assert len(chunk_traces) == 1
+    drawn = {p.source: c for p, c in zip((p for p in data.points if p.kind != "query"),
+                                         chunk_traces[0].marker.color, strict=True)}
+    assert drawn == colours and len(set(colours.values())) == len(colours) == 5
+    offline = plots.projection(data, legend_3d=True)
+    assert sorted(t.name for t in offline.data) == sorted(colours)

@@ -61,7 +61,7 @@ def _map_section(ctx: Context, searcher: Searcher) -> None:
         data = projection.build_map(ctx.vectors, method=method, dims=dims, query=query_vector,
                                  query_text=query, hits=hits)
         return plots.standalone_html(plots.projection(data, title=ctx.info.model,
-                                                      colour_by_source=colour))
+                                                      colour_by_source=colour, legend_3d=True))
 
     st.download_button("この地図を HTML で保存 / download this map (offline HTML)", page,
                        file_name=f"rag-map-{method}-{dims}d.html", mime="text/html",

@@ -59,7 +59,7 @@ def methods(weights: list[float]) -> dict[str, Fusion]:
 def pools(path: Path, data_dir: Path, max_questions: int | None, seed: int, candidates: int):
     """(gold index in pool or -1, cos, bm25, vector rank, bm25 rank) per sampled question."""
     from rag.config import Settings
-    from rag.embeddings import resolve
+    from rag.embed.providers import resolve
     from rag.evaluate import ensure_collection, eval_info, load, sample
     from rag.retrieve import bm25
     from rag.retrieve.hybrid import candidate_pool

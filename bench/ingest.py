@@ -88,7 +88,7 @@ def _write_only(chunks: list[Any], vectors: list[list[float]], data_dir: Path,
                 env: dict[str, str | None]) -> float:
     """The store's floor: our collection settings, vectors already computed, one add per 256."""
     from rag import store
-    from rag.embeddings import resolve
+    from rag.embed.providers import resolve
 
     settings = use_settings(data_dir, **env)
     coll = store.collection(settings, resolve(settings))
@@ -102,7 +102,7 @@ def _write_only(chunks: list[Any], vectors: list[list[float]], data_dir: Path,
 
 def run_provider(name: str, corpus: Path, chunks: list[Any], work: Path, repeats: int,
                  env: dict[str, str | None]) -> dict[str, Any]:
-    from rag.embeddings import OpenAIProvider, raw_embeddings, resolve
+    from rag.embed.providers import OpenAIProvider, raw_embeddings, resolve
 
     n = len(chunks)
     texts = [c.page_content for c in chunks]
@@ -176,7 +176,7 @@ def run_provider(name: str, corpus: Path, chunks: list[Any], work: Path, repeats
 
 def openai_sweep(texts: list[str], url: str, key: str, work: Path, repeats: int) -> list[dict[str, Any]]:
     """The OpenAI embedder alone at each batch size x concurrency (the table in the docs)."""
-    from rag.embeddings import OpenAIProvider, resolve
+    from rag.embed.providers import OpenAIProvider, resolve
 
     rows = []
     grid = [(b, c) for b in (64, 128, 256, 512, 1000) for c in (1, 2, 4, 8)]

@@ -46,7 +46,7 @@ _FILLER = ("埋め込みベクトルは文の意味を数値で表します。Em
 
 
 def _info(dims: int) -> Any:
-    from rag.embeddings import LOCAL_DIMS, LOCAL_MODEL, EmbeddingInfo
+    from rag.embed.providers import LOCAL_DIMS, LOCAL_MODEL, EmbeddingInfo
 
     if dims == LOCAL_DIMS:
         return EmbeddingInfo("local", LOCAL_MODEL, dims, "bench")
@@ -214,7 +214,7 @@ def _questions(count: int) -> list[str]:
 
 
 def _end_to_end(searcher: Any, count: int) -> dict[str, Any]:
-    from rag.embeddings import load_local_model
+    from rag.embed.providers import load_local_model
 
     load_local_model()
     stamp = time.time_ns()

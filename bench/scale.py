@@ -20,6 +20,7 @@ the build (Chroma adds ~800 vectors/s on 2 cores: a 1M build takes hours).
 
     .venv/bin/python bench/scale.py --quick            # 50,000 chunks
     .venv/bin/python bench/scale.py --chunks 1000000   # the full run
+    .venv/bin/python bench/scale.py --chunks 1000000 --dims 384 --app-only   # interactions only, store kept
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def timed_ms(fn: Any) -> tuple[float, Any]:
 def build(n: int, dims: int) -> None:
     """Write n chunks into `<root>/builder/chroma` through an embedded client (`--build`)."""
     from rag import store
-    from rag.embeddings import EmbeddingInfo
+    from rag.embed.providers import EmbeddingInfo
 
     root = bench_dir("scale", f"v2-{n}-{dims}")
     settings = use_settings(root / "builder", CHROMA_HOST=None, OPENAI_API_KEY="sk-bench-unused-0000",
@@ -165,9 +166,9 @@ def build(n: int, dims: int) -> None:
         "manifest_s": round(manifest_s, 1), "writer": "embedded client, then served by chroma run"}))
 
 
-def run(n: int, dims: int, queries: int, keep: bool) -> dict[str, Any]:
+def run(n: int, dims: int, queries: int, keep: bool, app_only: bool = False) -> dict[str, Any]:
     from rag import store
-    from rag.embeddings import EmbeddingInfo
+    from rag.embed.providers import EmbeddingInfo
     from rag.lens import collection as lens
     from rag.lens import projection
     from rag.retrieve import bm25
@@ -193,6 +194,12 @@ def run(n: int, dims: int, queries: int, keep: bool) -> dict[str, Any]:
         _, qvecs = clustered_vectors(0, dims, queries=queries, seed=dims)  # queries do not depend on n
         out["build"] = json.loads(done.read_text())
         out["memory_mb"] = {"chroma_server_loaded": None, "bench_process_start": round(rss_mb(), 1)}
+        if app_only:  # the interactions alone, the store left as it was (the 1M store is slow to rebuild)
+            settings = use_settings(root / f"machine-b-{time.time_ns()}", **env)
+            searcher = Searcher(settings, info)
+            out["app_ms"] = app_interactions(settings, info, searcher, lens, projection, store, Manifest, n,
+                                             restore=True)
+            return out
 
         # machine B: a fresh data dir, nothing cached
         settings = use_settings(root / f"machine-b-{time.time_ns()}", **env)
@@ -253,24 +260,39 @@ def run(n: int, dims: int, queries: int, keep: bool) -> dict[str, Any]:
 
 
 def app_interactions(settings: Any, info: Any, searcher: Any, lens: Any, projection: Any, store: Any,
-                     manifest_cls: Any, n: int) -> dict[str, Any]:
+                     manifest_cls: Any, n: int, restore: bool = False) -> dict[str, Any]:
+    """Each interaction as the app or CLI makes it, first time (nothing cached in this process).
+
+    The deleted document is one from the middle of the build; with `restore` its chunks and
+    record are written back afterwards, so the store stays as built.
+    """
+    from rag.documents import list_documents
+    from rag.ingest.pipeline import Ingestor
+
     raw = searcher.collection
     manifest = manifest_cls(settings, info.collection_name)
+    # a server that has answered a question: its index loaded, as in the app after one question
+    raw.query(query_embeddings=raw.get(limit=1, include=["embeddings"])["embeddings"][:1], n_results=5)
     out: dict[str, Any] = {}
     out["sidebar_count"], _ = timed_ms(searcher.count)
     out["raw_count"], _ = timed_ms(raw.count)
-    out["source_filter_list"], names = timed_ms(manifest.sources)
-    out["documents_list"], _ = timed_ms(manifest.all)
+    out["source_filter_list"], _ = timed_ms(manifest.sources)
+    out["documents_list"], _ = timed_ms(lambda: list_documents(settings, info))
     out["rag_stats"], _ = timed_ms(lambda: store.list_collections(settings))
-    key = lens.collection_key(settings, info, raw)
-    out["histogram_and_projection_sample_load"], loaded = timed_ms(lambda: lens.load_vectors(raw, key))
+    out["histogram_and_projection_sample_load"], loaded = timed_ms(lambda: lens.vectors_for(settings, info, raw))
+    out["sample_size"] = len(loaded)
     out["similarity_histogram"], _ = timed_ms(lambda: loaded.similarities(loaded.matrix[0]))
     out["pca_map"], _ = timed_ms(lambda: projection.build_map(loaded, method="pca", dims=2, query=None))
-    out["delete_one_document"], _ = timed_ms(
-        lambda: __import__("rag.ingest.pipeline", fromlist=["Ingestor"]).Ingestor(settings, info)
-        .delete_source(names[len(names) // 2]))
+    victim = chunk_meta((n // 2) // PER_FILE * PER_FILE)
+    kept = raw.get(where={"path": victim["path"]}, include=["embeddings", "documents", "metadatas"])
+    record = manifest.get(victim["path"])
+    out["delete_one_document"], _ = timed_ms(lambda: Ingestor(settings, info).delete_source(victim["source"]))
+    if restore and record is not None and kept["ids"]:
+        raw.add(ids=kept["ids"], embeddings=kept["embeddings"], documents=kept["documents"],
+                metadatas=kept["metadatas"])
+        manifest.put([record])
     # without the manifest, distinct sources mean reading every chunk's metadata
-    if n <= 200_000:
+    if n <= 200_000 and not restore:
         def scan() -> int:
             seen, offset = set(), 0
             while True:
@@ -291,6 +313,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--keep", action="store_true", help="keep the changed collection (no rebuild)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--app-only", action="store_true",
+                        help="only the app interactions, store left unchanged (a built store needed)")
     parser.add_argument("--build", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args()
     import logging
@@ -304,7 +328,7 @@ def main() -> None:
     n = 50_000 if args.quick else args.chunks
     results = []
     for d in args.dims.split(","):
-        results.append(run(n, int(d), args.queries, args.keep))
+        results.append(run(n, int(d), args.queries, args.keep, args.app_only))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(json.dumps(results, indent=2))
 

@@ -243,7 +243,7 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
     """The `Answer` again; fields added to its classes since it was stored take their defaults,
     fields since removed are dropped, so old chats stay readable."""
     from rag.answer.answerer import Answer, TokenLogprob
-    from rag.embeddings import EmbeddingInfo
+    from rag.embed.providers import EmbeddingInfo
     from rag.retrieve.fusion import Fusion
     from rag.retrieve.hits import Hit, SearchResult
 

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     )
     e5_bundled_vectors: bool = Field(
         True, description="Prefill e5's embedding cache with the shipped vectors of docs_corpus/ "
-        "(exact chunk texts only; rag/bundled_vectors.py); false embeds everything, as benchmarks need.",
+        "(exact chunk texts only; rag/embed/bundled.py); false embeds everything, as benchmarks need.",
     )
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     hybrid_vector_weight: float | None = Field(
         None, ge=0, le=1,
         description="Share of the vector score in hybrid fusion; unset: the embedding model's own "
-        "(rag.embeddings.OFFLINE_MODELS, tuned on the dev sets).",
+        "(rag.embed.providers.OFFLINE_MODELS, tuned on the dev sets).",
     )
     hybrid_candidates: int = Field(50, ge=1, description="Candidates taken from each index before fusion.")
     hybrid_fusion: HybridFusionName = Field(

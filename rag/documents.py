@@ -1,10 +1,14 @@
 """What is in the store, document by document: the Documents page and its actions read through here.
 
-Documents are listed from the chunks' own metadata in Chroma (source, path, type, pages, chunk
-numbers, garbled-page flags), so the list is what retrieval can actually find; when each file was
-ingested comes from the store's manifest, and its size from the file where it still is. The page's
-actions go through the same `Ingestor` as `rag ingest` and `rag delete`. This is the one place the
-UI asks these questions, so it can follow changes in how the store records documents.
+Documents are listed from the store's manifest: one record per file, which an ingest writes with
+what the list shows (source, type, pages, chunk count, problem flags, when). So listing costs one
+bounded read of records, never a read of every chunk (8 s at 50,000 chunks, minutes at a million):
+a store of up to `LISTED` files is listed whole, a larger one a part of it, narrowed by name in
+the store. A record written before records carried this (`FileRecord.described`) is described
+from its own chunks, read by path for the files listed only. A file's size comes from the file
+where it still is. The page's actions go through the same `Ingestor` as `rag ingest` and `rag
+delete`. This is the one place the UI asks these questions, so it can follow changes in how the
+store records documents.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ from rag.errors import LoadError
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
-    from rag.embeddings import EmbeddingInfo
+    from rag.embed.providers import EmbeddingInfo
     from rag.ingest.pipeline import IngestReport
     from rag.progress import ProgressFn
+    from rag.state import FileRecord
 
-_PAGE = 5000
-"""Metadata read from Chroma per request, so a large collection is listed in bounded pieces."""
+LISTED = 500
+"""Documents listed at once: a store of more lists this many (narrowed by name in the store), so
+a page costs one read of this many records, and of their chunks' metadata for old records."""
+_PATHS_PER_READ = 100
 
 
 @dataclass
@@ -58,7 +65,7 @@ class ChunkView:
 
 def _collection(settings: Settings, info: EmbeddingInfo | None) -> tuple[Collection | None, EmbeddingInfo]:
     from rag import store
-    from rag.embeddings import resolve
+    from rag.embed.providers import resolve
 
     info = info or resolve(settings)
     try:
@@ -67,45 +74,99 @@ def _collection(settings: Settings, info: EmbeddingInfo | None) -> tuple[Collect
         return None, info
 
 
-def _metadatas(coll: Collection, where: dict[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
-    out: list[tuple[str, dict[str, Any]]] = []
-    offset = 0
-    while True:
-        got = coll.get(where=where, include=["metadatas"], limit=_PAGE, offset=offset)
-        out.extend(zip(got["ids"], [dict(m or {}) for m in got["metadatas"]], strict=True))
-        if len(got["ids"]) < _PAGE:
-            return out
-        offset += _PAGE
+@dataclass
+class DocumentList:
+    docs: list[DocumentInfo]
+    """Sorted by source: every document whose name contains the filter, or a part of them."""
+    total: int
+    """Documents in the store, whatever the filter."""
+    complete: bool
+    """False when more documents match than `docs` holds (a large store: narrow by name)."""
+    store_filter: bool = False
+    """The filter was applied by the store (a large store): exact case, anywhere in the path."""
 
 
-def _ingested_at(settings: Settings, namespace: str) -> dict[str, float]:
-    """When each finished file was last written, from the store's manifest (the writer's clock)."""
+@dataclass(frozen=True)
+class Description:
+    """What the list shows of a file beyond its record's basics, derived from its chunks."""
+
+    type: str
+    pages: int
+    flags: list[str]
+
+
+def describe(metas: list[dict[str, Any]], path: str) -> Description:
+    """A file's type, page count and problem flags from its chunks' metadata: what an ingest
+    writes into the file's record, and what the list derives for a record written without them."""
+    pages = max((int(m.get("pages") or 0) for m in metas), default=0)
+    kind = next((str(m["type"]) for m in metas if m.get("type")), "") or Path(path).suffix.lstrip(".").lower()
+    return Description(kind, pages, page_flags(metas, pages or None))
+
+
+_LISTS: dict[tuple[Any, ...], DocumentList] = {}
+"""Lists already read, per (store, collection, write version, filter): a Streamlit rerun (any
+click on the page) costs one read of the version, not of the records."""
+
+
+def list_documents(settings: Settings, info: EmbeddingInfo | None = None, *, contains: str = "",
+                   limit: int = LISTED) -> DocumentList:
+    """The current model's documents whose source contains `contains` (all when empty), by source.
+
+    A store of at most `limit` files is read whole and filtered here (any case); a larger one
+    lists the first `limit` records, or those whose path contains `contains` (the store's own
+    filter, exact case).
+    """
+    from rag import store
     from rag.state import Manifest
 
-    return {r.path: r.at for r in Manifest(settings, namespace).all() if r.done and r.at}
-
-
-def list_documents(settings: Settings, info: EmbeddingInfo | None = None) -> list[DocumentInfo]:
-    """Every document of the current model's collection, by source name."""
     coll, info = _collection(settings, info)
     if coll is None:
-        return []
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for _, meta in _metadatas(coll):
-        grouped[str(meta.get("path") or meta.get("source", "?"))].append(meta)
-    when = _ingested_at(settings, info.collection_name)
+        return DocumentList([], 0, True)
+    manifest = Manifest(settings, info.collection_name)
+    key = (store.store_key(settings), info.collection_name, manifest.version(), contains, limit)
+    if (cached := _LISTS.get(key)) is not None:
+        return cached
+    total = manifest.live_count()
+    if total <= limit:
+        wanted = contains.strip().lower()
+        records = [r for r in manifest.page(limit) if wanted in r.source.lower()]
+        listed = DocumentList(_infos(coll, info, records), total, True)
+    else:
+        records = manifest.page(limit, contains.strip())
+        listed = DocumentList(_infos(coll, info, records), total, len(records) < limit, bool(contains.strip()))
+    if len(_LISTS) > 32:
+        _LISTS.clear()
+    _LISTS[key] = listed
+    return listed
+
+
+def _infos(coll: Collection, info: EmbeddingInfo, records: list[FileRecord]) -> list[DocumentInfo]:
+    """The listed records as rows; records without a description get one from their chunks."""
+    derived = _described_from_chunks(coll, [r.path for r in records if not r.described])
     docs = []
-    for path, metas in grouped.items():
-        first = metas[0]
-        file = Path(path)
-        pages = max((int(m.get("pages") or 0) for m in metas), default=0) or None
+    for r in records:
+        about = Description(r.type, r.pages, r.flags.split("\n") if r.flags else []) if r.described \
+            else derived.get(r.path, describe([], r.path))
+        file = Path(r.path)
         docs.append(DocumentInfo(
-            source=str(first.get("source", file.name)), path=path,
-            type=str(first.get("type") or file.suffix.lstrip(".").lower()), chunks=len(metas),
-            model=f"{info.model} ({info.dims})", size=file.stat().st_size if file.is_file() else None,
-            pages=pages, ingested_at=when.get(path), flags=page_flags(metas, pages),
+            source=r.source, path=r.path, type=about.type, chunks=r.chunks, model=f"{info.model} ({info.dims})",
+            size=file.stat().st_size if file.is_file() else None, pages=about.pages or None,
+            ingested_at=r.at if r.done and r.at else None, flags=about.flags,
         ))
-    return sorted(docs, key=lambda d: d.source)
+    return sorted(docs, key=lambda d: (d.source, d.path))
+
+
+def _described_from_chunks(coll: Collection, paths: list[str]) -> dict[str, Description]:
+    """Descriptions of these files from their chunks' metadata: a filtered read per 100 paths."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    groups = [paths[i:i + _PATHS_PER_READ] for i in range(0, len(paths), _PATHS_PER_READ)]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # a server answers them side by side
+        for got in pool.map(lambda g: coll.get(where={"path": {"$in": g}}, include=["metadatas"]), groups):
+            for meta in got["metadatas"] or []:
+                grouped[str((meta or {}).get("path"))].append(dict(meta or {}))
+    return {p: describe(grouped.get(p, []), p) for p in paths}
 
 
 def page_flags(metas: list[dict[str, Any]], pages: int | None) -> list[str]:

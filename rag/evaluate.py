@@ -25,7 +25,7 @@ import numpy as np
 
 from rag import store
 from rag.config import RetrievalModeName, Settings
-from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
+from rag.embed.providers import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import EmptyStoreError, LoadError
 from rag.eval_answers import AnswerStats, answer_all
 from rag.progress import Progress, ProgressFn
@@ -44,7 +44,7 @@ class Question:
     gold: str
     """The gold document's `source` (paragraph key for SQuAD, file path for JSONL)."""
     answers: tuple[str, ...] = ()
-    """Gold answer strings (SQuAD files carry them; JSONL does not)."""
+    """Gold answer strings (SQuAD files carry them; a JSONL line may, as `"answers": [...]`)."""
 
 
 @dataclass
@@ -163,8 +163,10 @@ def _jsonl(raw: str, path: Path) -> Dataset:
             continue
         try:
             row = json.loads(line)
-            questions.append(Question(str(row["question"]).strip(), normalise_source(str(row["source"]))))
-        except (json.JSONDecodeError, KeyError, TypeError):
+            golds = tuple(str(a) for a in row.get("answers") or () if str(a).strip())
+            questions.append(Question(str(row["question"]).strip(), normalise_source(str(row["source"])),
+                                      golds))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise LoadError(
                 f"{path}:{number}: expected SQuAD JSON or JSONL lines like "
                 '{"question": "...", "source": "ja/01_x.md"}'

@@ -2,9 +2,10 @@
 
 Everything that two processes or two machines on one Chroma server must agree on lives in Chroma:
 - the **manifest**: one record per file (path, source, content digest, chunking fingerprint, chunk
-  count, and whether its write finished), in a small collection beside the chunks
-  (`ragfiles_<collection>`), so a fresh data dir pointed at a populated server knows at once which
-  files are stored, and a data dir pointed at an empty server knows nothing is;
+  count, whether its write finished, and the type, pages and flags the Documents page lists), in a
+  small collection beside the chunks (`ragfiles_<collection>`), so a fresh data dir pointed at a
+  populated server knows at once which files are stored, and a data dir pointed at an empty
+  server knows nothing is;
 - the **write version**: a token in that collection, replaced by every write (ingest batch,
   delete, prune); readers compare it to know when to refresh BM25, caches and embedded handles;
 - the **record manager** LangChain's `index()` needs: which chunk ids exist and which belong to a
@@ -26,6 +27,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +44,12 @@ DONE, WRITING, DELETED = "done", "writing", "deleted"
 _LIVE = {"$and": [{"kind": "file"}, {"state": {"$ne": DELETED}}]}
 _BATCH = 500
 _PAGE = 5000
+SOURCES_LISTED = 1000
+"""Sources the app's filter offers: one read of this many records (~0.1 s on a server); a
+million-chunk store's 100,000 files took 20-30 s to read, and no one picks from such a list."""
 
 
-_sources: dict[tuple[str, str], tuple[str, list[str]]] = {}
+_sources: dict[tuple[str, str, int], tuple[str, list[str]]] = {}
 
 
 def manifest_name(collection_name: str) -> str:
@@ -119,21 +124,37 @@ class FileRecord:
     state: str = DONE
     at: float = 0.0
     """When the record was written (the writer's clock); 0 for a record not read from the store."""
+    type: str | None = None
+    """What the Documents page lists, written at ingest from the file's chunks: its type (`pdf`),
+    page count (0 when it has none) and problem flags (`page 3: …`, one a line). None for a
+    record written before these were (or by a writer that does not know them): the list derives
+    them from that file's chunks instead (`rag.documents`)."""
+    pages: int = 0
+    flags: str = ""
 
     @property
     def done(self) -> bool:
         return self.state == DONE
 
+    @property
+    def described(self) -> bool:
+        return self.type is not None
+
     def metadata(self) -> dict[str, Any]:
-        return {"kind": "file", "path": self.path, "source": self.source, "digest": self.digest,
+        meta = {"kind": "file", "path": self.path, "source": self.source, "digest": self.digest,
                 "fingerprint": self.fingerprint, "chunks": self.chunks, "state": self.state,
                 "at": time.time()}
+        if self.type is not None:
+            meta.update(type=self.type, pages=self.pages, flags=self.flags)
+        return meta
 
     @classmethod
     def of(cls, meta: dict[str, Any]) -> FileRecord:
+        kind = meta.get("type")
         return cls(str(meta["path"]), str(meta["source"]), str(meta["digest"]),
                    str(meta["fingerprint"]), int(meta["chunks"]), str(meta.get("state", DONE)),
-                   float(meta.get("at", 0.0)))
+                   float(meta.get("at", 0.0)), None if kind is None else str(kind),
+                   int(meta.get("pages") or 0), str(meta.get("flags") or ""))
 
 
 class Manifest:
@@ -199,13 +220,34 @@ class Manifest:
         prefix = root.rstrip("/") + "/"
         return [r for r in self.all() if r.path == root or r.path.startswith(prefix)]
 
-    def sources(self) -> list[str]:
-        """Distinct sources, for the app's filter: read once per write version, not per rerun."""
+    def live_count(self) -> int:
+        """Files recorded (finished or being written): the collection's size less the version
+        record and the deleted files' tombstones, so no record is read but those few."""
+        def count(c: Collection) -> int:
+            other = c.get(where={"$or": [{"kind": "version"}, {"state": DELETED}]}, include=[])
+            return c.count() - len(other["ids"])
+
+        return int(self._call(count, create=False, empty=0))
+
+    def page(self, limit: int, contains: str = "") -> list[FileRecord]:
+        """At most `limit` live records, those whose path contains `contains` (exact case) if given:
+        one bounded read, whatever the number of files."""
+        def read(c: Collection) -> Any:
+            return c.get(where=_LIVE, where_document={"$contains": contains} if contains else None,
+                         include=["metadatas"], limit=limit)
+
+        got = self._call(read, create=False)
+        return [FileRecord.of(m) for m in (got or {}).get("metadatas") or []]
+
+    def sources(self, limit: int = SOURCES_LISTED) -> list[str]:
+        """Distinct sources for the app's filter, sorted; at most `limit` files' worth (a store of
+        more lists a bounded part, and the filter takes any other name typed in). Read once per
+        write version, not per rerun."""
         version = self.version()
-        key = (store.store_key(self.settings), self.collection_name)
+        key = (store.store_key(self.settings), self.collection_name, limit)
         cached = _sources.get(key)
         if cached is None or cached[0] != version:
-            cached = _sources[key] = (version, sorted({r.source for r in self.all()}))
+            cached = _sources[key] = (version, sorted({r.source for r in self.page(limit)}))
         return cached[1]
 
     def find(self, source: str, path: str) -> list[FileRecord]:
@@ -213,6 +255,30 @@ class Manifest:
         got = self._call(lambda c: c.get(where={"$and": [*_LIVE["$and"], {"$or": [
             {"source": source}, {"path": path}]}]}, include=["metadatas"]), create=False)
         return [FileRecord.of(m) for m in (got or {}).get("metadatas") or []]
+
+    def sample(self, chunks: int, of: int, pages: int, seed: int = 0) -> list[FileRecord]:
+        """Live file records at seeded random places, about twice as many as hold `chunks` of the
+        collection's `of` chunks: `pages` reads, one at a random offset in each stratum of the
+        manifest, in a seeded random order. Reading at an offset costs Chroma time in proportion
+        to the offset; a manifest has a tenth of the chunks' rows or fewer."""
+        import math
+        import random
+
+        def read(c: Collection) -> list[FileRecord]:
+            size = c.count()
+            per = max(1, math.ceil(2 * chunks * size / max(1, of) / pages))
+            rng = random.Random(f"{seed}:{size}:{of}")
+            spots = [(0, size)] if size <= per * pages else [
+                (lo + rng.randrange(hi - lo - per + 1), per)
+                for lo, hi in ((size * i // pages, size * (i + 1) // pages) for i in range(pages))]
+            with ThreadPoolExecutor(max_workers=4) as pool:  # a server answers them side by side
+                pages_got = list(pool.map(lambda s: c.get(limit=s[1], offset=s[0], include=["metadatas"]), spots))
+            out = [FileRecord.of(m) for got in pages_got for m in got["metadatas"] or []
+                   if (m or {}).get("kind") == "file" and m.get("state") != DELETED]
+            rng.shuffle(out)
+            return out
+
+        return list(self._call(read, create=False, empty=[]))
 
     def version(self) -> str:
         return read_version(self.settings, self.collection_name)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.config import Settings
-from rag.embeddings import EmbeddingInfo
+from rag.embed.providers import EmbeddingInfo
 from rag.errors import DimensionMismatchError, StoreError
 
 log = logging.getLogger(__name__)

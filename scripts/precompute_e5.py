@@ -1,5 +1,5 @@
 """Write rag/data/e5-docs_corpus.npz: e5's vectors of every chunk of docs_corpus/ (see
-rag/bundled_vectors.py). Run after editing docs_corpus/ or the chunker; takes a minute or two.
+rag/embed/bundled.py). Run after editing docs_corpus/ or the chunker; takes a minute or two.
 
     .venv/bin/python scripts/precompute_e5.py
 """
@@ -17,10 +17,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
-    from rag.bundled_vectors import BUNDLE, engine_id
     from rag.config import Settings
-    from rag.e5 import E5Embeddings
-    from rag.embedding_cache import key_of
+    from rag.embed.bundled import BUNDLE, engine_id
+    from rag.embed.cache import key_of
+    from rag.embed.e5 import E5Embeddings
     from rag.ingest.chunking import split_documents
     from rag.ingest.loaders import FoundFile, discover, load
 

@@ -44,7 +44,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 @pytest.fixture(scope="session")
 def local_model():
     """The real USE model, loaded once for the whole session (about 4 s)."""
-    from rag.embeddings import load_local_model
+    from rag.embed.providers import load_local_model
 
     return load_local_model()
 
@@ -52,7 +52,7 @@ def local_model():
 @pytest.fixture(scope="session")
 def e5_model():
     """The real multilingual-e5-small engine, loaded once for the whole session (about 0.05 s)."""
-    from rag.e5 import load_e5_model
+    from rag.embed.e5 import load_e5_model
 
     return load_e5_model()
 
@@ -185,7 +185,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 def finish_first_start(at, timeout: float = 120):
     """Wait for the app's background first-start ingest (if its first run started one), then run
     the script once more, as a person's next click would, so the page shows the store it made."""
-    from rag.embeddings import resolve
+    from rag.embed.providers import resolve
     from rag.ingest.background import current_job
 
     job = current_job(get_settings(), resolve(get_settings()).collection_name)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from rag import store
-from rag.bundled_vectors import BUNDLE, bundle, engine_id
 from rag.config import Settings, get_settings
-from rag.embedding_cache import key_of
-from rag.embeddings import get_embeddings, resolve
+from rag.embed.bundled import BUNDLE, bundle, engine_id
+from rag.embed.cache import key_of
+from rag.embed.providers import get_embeddings, resolve
 from rag.ingest.chunking import split_documents
 from rag.ingest.loaders import FoundFile, discover, load
 from tests.conftest import REPO

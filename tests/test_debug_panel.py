@@ -131,7 +131,7 @@ def test_all_seven_views_render_for_an_extractive_answer(corpus: Path, local_mod
 
     # 5. compare: the two default texts' cosine, computed from the model's vectors
     open_tab(at, labels[4])
-    from rag.embeddings import LocalEmbeddings
+    from rag.embed.providers import LocalEmbeddings
 
     a, b = (np.asarray(v) for v in LocalEmbeddings().embed_documents(list(COMPARE_DEFAULTS)))
     expected = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))

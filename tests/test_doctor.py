@@ -10,7 +10,7 @@ import pytest
 from rag import store
 from rag.cli import main
 from rag.config import get_settings
-from rag.embeddings import resolve
+from rag.embed.providers import resolve
 from rag.ingest.pipeline import Ingestor, ingest_lock
 from rag.state import Manifest
 from tests.conftest import free_port

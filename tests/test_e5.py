@@ -12,7 +12,7 @@ import pytest
 
 from rag.cli import main
 from rag.config import Settings, get_settings
-from rag.embeddings import (
+from rag.embed.providers import (
     E5_DIMS,
     E5_MODEL,
     fusion_weights,
@@ -138,7 +138,7 @@ def test_fusion_weights_belong_to_the_model_unless_set() -> None:
     " leading space", "", "emoji 🦜 \t tab\nnewline", DEFINITION * 3,
 ])
 def test_pieces_are_what_the_engine_reads(text: str, e5_model) -> None:
-    from rag.e5_pieces import pieces
+    from rag.embed.e5_pieces import pieces
 
     got = pieces(text)
     assert len(got) == e5_model.token_count(text, True)
@@ -147,7 +147,7 @@ def test_pieces_are_what_the_engine_reads(text: str, e5_model) -> None:
 
 
 def test_pieces_of_a_japanese_question() -> None:
-    from rag.e5_pieces import pieces
+    from rag.embed.e5_pieces import pieces
 
     assert pieces("我輩は猫である。") == ["<s>", "▁que", "ry", ":", "▁我", "輩", "は", "猫", "である", "。", "</s>"]
 
@@ -159,7 +159,7 @@ def test_tokens_tab_shows_e5_pieces(e5_env: Settings) -> None:
         import streamlit as st
 
         from rag.config import get_settings
-        from rag.embeddings import resolve
+        from rag.embed.providers import resolve
         from rag.ui.debug_panel import render_tokens
 
         render_tokens(st.session_state["text"], resolve(get_settings()))

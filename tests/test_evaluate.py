@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from rag import store
+from rag.answer.extractive import Candidate
+from rag.answer.sentences import split_sentences
 from rag.cli import main
 from rag.config import get_settings
-from rag.embeddings import resolve
+from rag.embed.providers import resolve
 from rag.errors import LoadError
-from rag.eval_answers import contains_gold
+from rag.eval_answers import contains_gold, judge_sentences
 from rag.evaluate import (
     Question,
     ensure_collection,
@@ -24,6 +26,9 @@ from rag.evaluate import (
     sample,
 )
 from rag.ingest.pipeline import Ingestor
+from rag.retrieve.hits import Hit
+
+REPO = Path(__file__).resolve().parent.parent
 
 # In BM25 mode the ranks are known by construction:
 #   q0 "apple banana"     -> p1 (apple banana x2) beats its gold p0 (banana only): rank 2
@@ -207,6 +212,11 @@ def test_answers_run_the_apps_answerer_end_to_end(tmp_path: Path, local_model) -
     data = report.as_dict()
     assert data["answer_contains"] == 1.0 and data["answered"] == 1.0 and data["cites_gold"] == 1.0
     assert data["answer_mode"] == "extractive" and data["answer_k"] == get_settings().top_k
+    assert data["lead_contains"] == 1.0  # the best sentence alone holds each gold string
+    # each of the two paragraphs is its own document: a sentence quoted from the other one is
+    # off topic, and the figures say so consistently
+    assert 0 < data["sentence_precision"] <= 1
+    assert (data["sentence_precision"] == 1.0) == (data["off_topic_answers"] == 0.0)
     # the same answers the app gives, over the eval collection
     from rag.answer.answerer import Answerer
     from rag.retrieve.searcher import Searcher
@@ -217,6 +227,43 @@ def test_answers_run_the_apps_answerer_end_to_end(tmp_path: Path, local_model) -
     assert "in spring" in texts[0] and "名前はまだ無い" in texts[1]
     assert data["mean_answer_chars"] == pytest.approx(sum(map(len, texts)) / 2, abs=0.05)
     assert report.answers is not None and "answer_contains" not in evaluate(path, get_settings()).as_dict()
+
+
+def test_jsonl_lines_may_carry_gold_answers(tmp_path: Path) -> None:
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"question": "Why chunk?", "source": "docs_corpus/ja/06_chunk_bunkatsu.md",
+                              "answers": ["入力できる長さの上限", " "]}, ensure_ascii=False) + "\n"
+                  + json.dumps({"question": "No gold", "source": "ja/01_embedding_toha.md"}) + "\n",
+                  encoding="utf-8")
+    first, second = load(qa).questions
+    assert first.answers == ("入力できる長さの上限",) and first.gold == "ja/06_chunk_bunkatsu.md"
+    assert second.answers == ()
+    (tmp_path / "bad.jsonl").write_text('["a list, not an object"]\n', encoding="utf-8")
+    with pytest.raises(LoadError):
+        load(tmp_path / "bad.jsonl")
+
+
+def test_the_checked_in_focus_set_has_gold_strings_for_every_question() -> None:
+    questions = load(REPO / "docs_corpus" / "qa_focus.jsonl").questions
+    assert len(questions) >= 20 and all(q.answers for q in questions)
+    assert {q.gold.split("/")[0] for q in questions} == {"ja", "en"}
+
+
+def test_judge_sentences_reads_the_best_sentence_and_the_off_topic_ones() -> None:
+    garden = Hit("g", 2, "The cherry orchard blooms in spring. Its fruit is picked in June.",
+                 {"source": "Garden#0"}, 0.5)
+    cats = Hit("c", 1, "Cats sleep all day.", {"source": "Cats#1"}, 0.6)
+    bloom, fruit = (Candidate(garden, s) for s in split_sentences(garden.text))
+    nap = Candidate(cats, split_sentences(cats.text)[0])
+    bloom.score, fruit.score, nap.score = 1.0, 0.5, 0.9
+    question = Question("When does the cherry orchard bloom?", "Garden#0", ("in spring",))
+    judged = judge_sentences([nap, bloom, fruit], question, exact=True)
+    assert (judged.lead_contains, judged.supported, judged.quoted) == (True, 2, 3)
+    nap.score = 2.0  # now the off-topic sentence leads: the answer is right only by its extra
+    assert not judge_sentences([nap, bloom], question, exact=True).lead_contains
+    # a sentence from another document still supports the answer when it holds a gold string
+    elsewhere = Question("When does the cherry orchard bloom?", "Elsewhere#9", ("in spring",))
+    assert judge_sentences([bloom, fruit, nap], elsewhere, exact=True).supported == 1
 
 
 def test_answers_on_jsonl_have_no_gold_strings(corpus: Path, tmp_path: Path, local_model) -> None:
@@ -234,10 +281,14 @@ def test_cli_answers_and_unanswerable(corpus: Path, tmp_path: Path, local_model,
     path.write_text(json.dumps(ANSWERED, ensure_ascii=False), encoding="utf-8")
     assert main(["eval", str(path), "--answers"]) == 0
     out = capsys.readouterr().out
-    assert "answer_contains    1.000" in out and "mean_answer_chars" in out
+    rows = dict(line.split(None, 1) for line in out.splitlines() if line.strip())
+    assert rows["answer_contains"].strip() == "1.000" and "mean_answer_chars" in rows
+    assert rows["lead_contains"].strip() == "1.000" and "sentence_precision" in rows
+    assert "off_topic_answers" in rows
     assert main(["eval", str(path), "--answers", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert {"answer_contains", "mean_answer_chars", "answered", "cites_gold"} <= set(data)
+    assert {"answer_contains", "mean_answer_chars", "answered", "cites_gold", "lead_contains",
+            "sentence_precision", "off_topic_answers"} <= set(data)
 
     assert main(["eval", str(path), "--unanswerable"]) == 1  # nothing ingested yet: says what to do
     assert "rag ingest" in capsys.readouterr().err

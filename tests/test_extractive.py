@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from rag import store
-from rag.answer.answerer import NO_ANSWER, Answer, Answerer
+from rag.answer.answerer import NO_ANSWER, Answer, Answerer, cite
 from rag.answer.evidence import CALIBRATIONS
 from rag.answer.extractive import question_terms
+from rag.answer.markup import shown
 from rag.answer.sentences import split_sentences
 from rag.config import get_settings
 from rag.ingest.pipeline import Ingestor
@@ -61,6 +62,60 @@ def test_announcements_are_marked_and_list_items_kept_whole() -> None:
         ("There are two reasons:", True, False),
         ("it is fast.", False, True),
     ]
+
+
+def test_a_numbered_title_in_capitals_is_a_heading_not_a_quote() -> None:
+    text = ("2. DIMENSION MISMATCH AFTER SWITCHING PROVIDERS\n\nSymptom: an error mentioning that the "
+            "embedding dimension does not match the collection, for example 1536 against 512.\n")
+    sentences = split_sentences(text)
+    assert [s.text for s in sentences] == [
+        "Symptom: an error mentioning that the embedding dimension does not match the collection, for "
+        "example 1536 against 512."]
+    assert sentences[0].heading == "DIMENSION MISMATCH AFTER SWITCHING PROVIDERS" and sentences[0].lead
+
+
+def test_a_chunk_cut_inside_a_sentence_offers_no_tail_of_it() -> None:
+    # A chunk of en/hnsw_approximate_search.html starts after "ef_search" in
+    # "ef_search: the candidate-list length used at query time."
+    text = (": the candidate-list length used at query time. This is the main speed-versus-recall dial: "
+            "raising it explores more of the graph, so recall rises and queries get slower.")
+    assert [s.text for s in split_sentences(text)] == [
+        "This is the main speed-versus-recall dial: raising it explores more of the graph, so recall "
+        "rises and queries get slower."]
+
+
+# -- what the quote shows ------------------------------------------------------------------------
+
+
+def test_quotes_show_what_the_reader_sees_not_the_markdown() -> None:
+    # sentences of docs_corpus/en/*.md as the splitter quotes them
+    assert shown("**fetch_k** is the size of the candidate pool.") == "fetch_k is the size of the candidate pool."
+    assert shown("The practical rule: **never reuse a threshold across models**.") == \
+        "The practical rule: never reuse a threshold across models."
+    assert shown("Chroma, the vector store this app uses, always reports a *distance* (smaller is better), "
+                 "never a similarity.") == ("Chroma, the vector store this app uses, always reports a "
+                                            "distance (smaller is better), never a similarity.")
+    assert shown("**lambda** (called `lambda_mult` in LangChain) sets the balance.") == \
+        "lambda (called `lambda_mult` in LangChain) sets the balance."
+    # code keeps its backticks and its asterisks; names keep their underscores; bold inside Japanese
+    assert shown("**Start with `pca`.** It is fast.") == "Start with `pca`. It is fast."
+    formula = "Multiply the two vectors component by component: `a·b = a1*b1 + ... + an*bn`."
+    assert shown(formula) == formula
+    assert shown("ef_search and fetch_k, 2 * 3 and 2*3 stay.") == "ef_search and fetch_k, 2 * 3 and 2*3 stay."
+    assert shown("詳しくは[取り込みの説明](docs/ingest.md)と**注意点**を見てください。") == \
+        "詳しくは取り込みの説明と注意点を見てください。"
+    assert shown("See ![the map](map.png) or <https://example.com/x>.") == "See the map or https://example.com/x."
+
+
+def test_a_list_item_quoted_alone_ends_as_a_sentence_with_its_citation_before_the_stop() -> None:
+    assert cite("chunks overlap heavily, so neighbouring chunks are near-duplicates;", 1) == \
+        "chunks overlap heavily, so neighbouring chunks are near-duplicates [1]."
+    assert cite("ほぼ同じ内容のチャンクが並ぶ、", 2) == "ほぼ同じ内容のチャンクが並ぶ[2]。"
+    assert cite("ID：レコードを一意に識別する文字列", 1) == "ID：レコードを一意に識別する文字列[1]。"
+    assert cite("英語の資料の内容を日本語に訳して答えること（選ばれた文は原文のまま表示されます）", 1) == \
+        "英語の資料の内容を日本語に訳して答えること（選ばれた文は原文のまま表示されます）[1]。"
+    assert cite("保存量も増えます。", 3) == "保存量も増えます[3]。"
+    assert cite("MRR is the average over all questions.", 1) == "MRR is the average over all questions [1]."
 
 
 def test_question_terms_leave_out_how_it_is_asked() -> None:
@@ -195,6 +250,74 @@ def test_prose_that_starts_with_a_command_word_is_a_sentence_and_a_cut_tail_is_n
     ]
 
 
+def test_run_in_labels_inline_code_and_bold_markup_do_not_make_sentences() -> None:
+    hnsw = ("It stores the vectors as nodes in a graph.\n"
+            "Layers. Every vector is in the bottom layer. A random subset is also placed in higher layers.\n"
+            "Candidate list. The length of this list is the ef parameter.\n")
+    sentences = split_sentences(hnsw)
+    assert [s.text for s in sentences] == [
+        "It stores the vectors as nodes in a graph.", "Every vector is in the bottom layer.",
+        "A random subset is also placed in higher layers.", "The length of this list is the ef parameter.",
+    ]
+    assert (sentences[1].heading, sentences[1].lead) == ("Layers", True)
+    markdown = ("**Dot product.** Multiply the two vectors component by component: "
+                "`a·b = a1*b1 + ... + an*bn`. The result grows with their lengths.\n"
+                "* A list item with a star.\n")
+    assert [s.text for s in split_sentences(markdown)] == [
+        "Multiply the two vectors component by component: `a·b = a1*b1 + ... + an*bn`.",
+        "The result grows with their lengths.", "A list item with a star.",
+    ]
+    assert [s.text for s in split_sentences("Filters interact.\nLayers.")] == []  # bare labels
+    announced = split_sentences("一方で、次のようなことはできません。\n- 要約したりすること。\n"
+                                "抽出モードは次の手順で回答を作ります。次の年に改訂されました。")
+    assert [s.announces for s in announced] == [True, False, True, False]
+
+
+def test_an_off_topic_sentence_from_a_lower_ranked_document_is_not_appended(docs: Answerer) -> None:
+    # Before: the definition, one more sentence of it, then 「回答を、検索で取り出した資料の内容に
+    # 結び付けることをグラウンディングと呼びます[2]。」 from the second-ranked document.
+    answer = docs.answer("エンベディングとは何ですか？")
+    assert answer.search.hits[1].source != "ja/01_embedding_toha.md"
+    assert "グラウンディング" not in answer.text
+    assert {h.source for h in answer.cited_hits()} == {"ja/01_embedding_toha.md"}
+    assert len(answer.quoted) == 3  # the room went to the definition's own chunk
+
+
+def test_a_drawback_question_gets_the_drawback_not_only_the_definition(docs: Answerer) -> None:
+    answer = docs.answer("オーバーラップを大きくしすぎるとどうなりますか？")
+    assert "ただし重ねすぎると、ほぼ同じ内容のチャンクが検索結果に何件も並ぶようになり" in answer.text
+    answer = docs.answer("When does MMR hurt?")
+    assert "It can hurt when the question needs two chunks that are genuinely similar" in answer.text
+
+
+def test_answers_quote_text_not_markdown_and_list_items_read_as_sentences(docs: Answerer) -> None:
+    # Before: "**fetch_k** is the size of the candidate pool [1]." and
+    # "… near-duplicates; [1] the corpus contains copies …; [1] It can hurt …"
+    for question, quote in [
+        ("What is fetch_k in MMR?", "fetch_k is the size of the candidate pool [1]."),
+        ("Can I reuse a similarity threshold when I switch embedding models?",
+         "The practical rule: never reuse a threshold across models [1]."),
+    ]:
+        answer = docs.answer(question)
+        assert quote in answer.text and "*" not in answer.text, answer.text
+        assert any("**" in c.text for c in answer.quoted)  # what was scored is the sentence as written
+    answer = docs.answer("When does MMR hurt?")
+    assert "; [" not in answer.text and "near-duplicates [1]." in answer.text, answer.text
+
+
+@pytest.mark.parametrize(("question", "reason"), [
+    # the document's sentence after the reason starts 「そのため、…起きやすくなります。」
+    ("ハルシネーションはなぜ起きるのですか？", "「正しいかどうか」を確かめる仕組みは本来備わっていません"),
+    # the question copies "A Japanese query … may therefore rank …"; the reason is the sentence before
+    ("Why might a Japanese query rank a loosely related Japanese chunk above a precise English one?",
+     "a query scores somewhat higher against texts in its own language"),
+])
+def test_a_why_question_gets_the_reason_a_therefore_sentence_follows_from(
+    docs: Answerer, question: str, reason: str
+) -> None:
+    assert reason in docs.answer(question).text
+
+
 @pytest.fixture(scope="module")
 def e5_docs_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """docs_corpus ingested with e5 (its bundled vectors make this quick)."""
@@ -220,3 +343,17 @@ def test_e5_has_its_own_bar_and_answers_the_first_question(
         answer = answerer.answer(question)
         assert answer.not_found, (question, answer.text)
         assert f"{bar:.2f}" in answer.text and len(answer.search.hits) == 5
+
+
+def test_e5_answers_what_hnsw_trades_off_not_only_what_it_is(
+    e5_docs_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_DATA_DIR", str(e5_docs_data))
+    monkeypatch.setenv("RAG_EMBEDDING_PROVIDER", "e5")
+    get_settings.cache_clear()
+    store.reset_clients()
+    answer = Answerer(get_settings()).answer("What does HNSW trade off?")
+    trade = "Approximate nearest neighbour (ANN) search trades a little accuracy for a large speed-up"
+    assert answer.text.startswith(trade), answer.text
+    assert {h.source for h in answer.cited_hits()} == {"en/hnsw_approximate_search.html"}
+    assert "Layers [" not in answer.text

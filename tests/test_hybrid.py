@@ -10,7 +10,7 @@ import pytest
 
 from rag.cli import main
 from rag.config import Settings, get_settings
-from rag.embeddings import fusion_weights, resolve
+from rag.embed.providers import fusion_weights, resolve
 from rag.ingest.pipeline import Ingestor
 from rag.lang import is_japanese
 from rag.retrieve.hybrid import fuse

@@ -14,7 +14,7 @@ import pytest
 from rag import store
 from rag.cli import main
 from rag.config import get_settings
-from rag.embeddings import resolve
+from rag.embed.providers import resolve
 from rag.ingest.pipeline import Ingestor
 from rag.ingest.uploads import ingest_uploads
 from rag.retrieve.searcher import Searcher

@@ -103,7 +103,7 @@ def test_rrf_fusion_records_its_ranks_and_adds_up(corpus: Path, local_model, mon
     settings = get_settings()
     assert not Ingestor(settings).ingest([corpus]).failed
     hits = Searcher(settings).search("酢飯と魚介の料理", k=3, mode="hybrid").hits
-    from rag.embeddings import fusion_weights, resolve
+    from rag.embed.providers import fusion_weights, resolve
 
     w, k = fusion_weights(settings, resolve(settings))[0], settings.hybrid_rrf_k
     for hit in hits:

@@ -163,7 +163,7 @@ MONEY = ["株価が急落し、日経平均は大きく下がった。", "中央
 
 @pytest.mark.parametrize("dims", [2, 3])
 def test_pca_puts_near_texts_near(local_model, dims: int) -> None:
-    from rag.embeddings import LocalEmbeddings
+    from rag.embed.providers import LocalEmbeddings
 
     m = np.asarray(LocalEmbeddings().embed_documents(CATS + MONEY), dtype=np.float32)
     coords = projection.project(m, "pca", dims)

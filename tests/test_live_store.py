@@ -107,7 +107,7 @@ def _write_version_behind_our_back(version: str) -> None:
     import time
 
     from rag import store
-    from rag.embeddings import resolve
+    from rag.embed.providers import resolve
     from rag.state import VERSION_ID, manifest_name
 
     settings = get_settings()
@@ -121,7 +121,7 @@ def test_a_version_this_process_is_writing_never_reopens_its_store(corpus: Path,
     writer has noted it; reopening then left the searcher on a store without the new chunks
     ("Error finding id"). Only another process's write reopens the embedded store."""
     from rag import store
-    from rag.embeddings import resolve
+    from rag.embed.providers import resolve
     from rag.state import new_version
 
     Ingestor(get_settings()).ingest([corpus])

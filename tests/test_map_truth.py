@@ -10,7 +10,7 @@ import pytest
 
 from rag import store
 from rag.config import get_settings
-from rag.embeddings import resolve
+from rag.embed.providers import resolve
 from rag.ingest.pipeline import Ingestor
 from rag.lens import collection, map_truth, projection
 from rag.lens.collection import CollectionVectors, unit_rows

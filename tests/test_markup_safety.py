@@ -22,7 +22,7 @@ from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from rag.config import get_settings
-from rag.ui.safe_text import code_span, literal_markdown
+from rag.ui.safe_text import code_span, literal_line, literal_markdown
 from tests.conftest import REPO, finish_first_start, free_port, start_process, stop_process
 
 QUESTION = "パスワードを忘れたときはどうすればいいですか？"
@@ -93,6 +93,105 @@ def test_app_shows_a_hostile_document_as_text(tmp_path: Path, local_model, monke
     shown = answer_html(answer.text, {h.rank for h in answer.search.hits})
     assert not re.search(r"<img|<a (?![^>]*class=\"rag-cite\")", shown)
     assert re.findall(r'href="([^"]*)"', shown) == ["#"] * shown.count("rag-cite")
+
+
+HOSTILE_NAMES = [
+    "[x](https:/evil.example)x.md",  # a folder `[x](https:` holding `evil.example)x.md`
+    "www.evil.example.md",  # GFM links a bare www. name
+    "me@evil.example.md",  # and an address
+    "<img src=https:evil.example onerror=alert(1)>.md",
+]
+_AUTOLINK = re.compile(r"https?://|www\.|[\w.+-]+@[\w-]+\.\w")
+"""What GFM (Streamlit's Markdown) links in plain text even when every character is escaped."""
+
+
+def _live_markup(markdown: str) -> list[str]:
+    """What in `markdown` would not show as text: links, images, attributes, and any URL, www.
+    name or address outside a code span (the CommonMark renderer here does not autolink them as
+    Streamlit's GFM does, so they are looked for in the text it leaves)."""
+    html = _html(markdown)
+    found = re.findall(r"<a |<img|<[^>]*\b(?:href|src)=", html)
+    outside_code = re.sub(r"<code>.*?</code>", "", html, flags=re.S)
+    return found + _AUTOLINK.findall(re.sub(r"<[^>]+>", "", outside_code))
+
+
+@pytest.mark.parametrize("name", [*HOSTILE_NAMES, "http://evil.example/x.md",
+                                  "[x](http://evil.example/x) notes.md"])
+def test_a_hostile_name_renders_as_text(name: str) -> None:
+    assert _live_markup(literal_line(name)) == []
+    assert "evil.example" in _html(literal_line(name))
+
+
+def test_the_citation_view_shows_a_hostile_file_name_as_text(tmp_path: Path, local_model,
+                                                              monkeypatch) -> None:
+    """Names are chosen by whoever hands over the file: the source viewer's header and captions show
+    them letter for letter, never as a link, an autolinked address or an image."""
+    corpus = tmp_path / "corpus"
+    (corpus / "[x](https:").mkdir(parents=True)
+    body = "パスワードを忘れたときは、再設定ページからパスワードを再設定してください。\n"
+    for name in HOSTILE_NAMES:
+        (corpus / name).write_text(body, encoding="utf-8")
+    monkeypatch.setenv("RAG_CORPUS_DIR", str(corpus))
+    get_settings.cache_clear()
+    at = finish_first_start(AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run())
+    at.chat_input[0].set_value(QUESTION).run()
+    assert not at.exception
+    answer = at.session_state["messages"][-1]["answer"]
+    assert {h.source for h in answer.search.hits} == set(HOSTILE_NAMES)
+    shown_names: set[str] = set()
+    for hit in answer.search.hits:
+        button = next(b for b in at.button if b.key and b.key.endswith(f"_open_{hit.rank}"))
+        button.click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        header = next(m.value for m in at.markdown if str(m.value).startswith(f"**\\[{hit.rank}\\]"))
+        assert _live_markup(str(header)) == [], header
+        text = re.sub(r"<[^>]+>", "", _html(str(header))).replace("&lt;", "<").replace("&gt;", ">")
+        if hit.source in text:
+            shown_names.add(hit.source)
+        for shown in _shown_markdown(at):
+            assert _live_markup(shown) == [], shown
+    assert shown_names == set(HOSTILE_NAMES)  # each name shown, letter for letter
+
+
+def _documents_page() -> None:
+    from rag.config import get_settings
+    from rag.ui.documents import render_documents
+
+    render_documents(get_settings())
+
+
+def test_the_documents_page_shows_a_hostile_file_name_as_text(tmp_path: Path, capsys) -> None:
+    """The Documents page names the open file in a heading, a caption, the delete prompt and the
+    message after deleting: all Markdown, all letter for letter."""
+    from rag.cli import main
+
+    corpus = tmp_path / "corpus"
+    (corpus / "[x](https:").mkdir(parents=True)
+    for name in HOSTILE_NAMES:
+        (corpus / name).write_text("パスワードの再設定について。\n", encoding="utf-8")
+    assert main(["ingest", str(corpus), "--json"]) == 0
+    capsys.readouterr()
+    at = AppTest.from_function(_documents_page, default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    for name in HOSTILE_NAMES:
+        at.selectbox(key="doc_open").select(name).run()
+        assert not at.exception, [e.value for e in at.exception]
+        shown = [str(e.value) for kind in ("markdown", "caption", "subheader") for e in at.get(kind)]
+        assert any(name in _text_of(s) for s in shown if s.startswith("📄")), shown
+        for markdown in shown:
+            assert _live_markup(markdown) == [], markdown
+    at.button(key="doc_delete_confirm").click().run()
+    deleted = [str(e.value) for e in at.success]
+    assert deleted and any(HOSTILE_NAMES[-1] in _text_of(m) for m in deleted), deleted
+    for markdown in deleted:
+        assert _live_markup(markdown) == [], markdown
+
+
+def _text_of(markdown: str) -> str:
+    """What a reader sees: the rendered HTML's text, entities decoded."""
+    import html
+
+    return html.unescape(re.sub(r"<[^>]+>", "", _html(markdown)))
 
 
 class _Beacon(BaseHTTPRequestHandler):

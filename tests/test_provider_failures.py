@@ -16,7 +16,7 @@ import pytest
 from rag import store
 from rag.cli import main
 from rag.config import get_settings
-from rag.embeddings import EmbeddingInfo, resolve
+from rag.embed.providers import EmbeddingInfo, resolve
 from rag.errors import DimensionMismatchError
 from rag.retrieve.searcher import Searcher
 from rag.state import Manifest

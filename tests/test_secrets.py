@@ -12,7 +12,7 @@ import pytest
 from rag.answer.llm import ChatLLM, resolve_llm
 from rag.cli import main
 from rag.config import get_settings
-from rag.embeddings import get_embeddings, resolve
+from rag.embed.providers import get_embeddings, resolve
 from tests.conftest import REPO, free_port
 from tests.fake_openai import FakeOpenAI
 

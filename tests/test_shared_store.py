@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rag.config import get_settings
-from rag.embeddings import resolve
+from rag.embed.providers import resolve
 from rag.ingest.pipeline import reset
 from rag.retrieve.searcher import Searcher
 from tests.conftest import COSINE_EN, NEKO, REPO, SUSHI

@@ -180,7 +180,7 @@ def test_rag_ask_json_carries_prompt_grounding_confidence_terms_and_fusion(
     assert sum(t["contribution"] for t in top["matched_terms"]) == pytest.approx(top["bm25_score"], rel=1e-4)
     fusion = top["fusion"]
     assert fusion["vector_part"] + fusion["lexical_part"] == pytest.approx(top["fused_score"], abs=2e-6)
-    from rag.embeddings import fusion_weights, resolve
+    from rag.embed.providers import fusion_weights, resolve
 
     settings = get_settings()
     assert fusion["weight"] == fusion_weights(settings, resolve(settings))[0]  # the model's own

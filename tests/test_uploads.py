@@ -12,7 +12,7 @@ import pytest
 
 from rag import store
 from rag.config import get_settings
-from rag.embeddings import resolve
+from rag.embed.providers import resolve
 from rag.ingest.uploads import (
     MAX_NAME_CHARS,
     ingest_uploads,

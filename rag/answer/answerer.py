@@ -23,7 +23,7 @@ from rag.answer import extractive
 from rag.answer.evidence import Evidence, calibration_for
 from rag.answer.llm import ChatLLM, LLMInfo, Piece, answer_messages, resolve_llm
 from rag.config import Settings
-from rag.lang import lang_of
+from rag.lang import is_japanese, lang_of
 from rag.retrieve.hits import Hit, SearchResult
 from rag.retrieve.options import SearchOptions
 from rag.retrieve.searcher import Searcher
@@ -68,6 +68,9 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     not_found: bool = False
     """The answerer declined: the documents do not hold the answer (the text says why)."""
+    quoted: list[extractive.Candidate] = field(default_factory=list)
+    """Extractive mode: the sentences quoted, in reading order, with their scores (`rag eval
+    --answers` judges them one by one)."""
 
     @property
     def lang(self) -> str:
@@ -105,20 +108,37 @@ def parse_citations(text: str, valid: Sequence[int] | None = None) -> list[int]:
 
 
 def cited_pieces(chosen: Sequence[extractive.Candidate]) -> list[str]:
-    """The chosen sentences, each cited, as the pieces an extractive answer streams."""
+    """The chosen sentences as the reader sees them in the document (`rag.answer.markup`), each
+    cited, as the pieces an extractive answer streams."""
     pieces: list[str] = []
     for i, cand in enumerate(chosen):
-        piece = cite(cand.text, cand.hit.rank)
+        piece = cite(cand.shown, cand.hit.rank)
         if i and not (lang_of(chosen[i - 1].text) == lang_of(cand.text) == "ja"):
             piece = " " + piece  # Japanese sentences follow each other without a space
         pieces.append(piece)
     return pieces
 
 
+_CONTINUES = re.compile(r"\s*[;；,，、]+$")
+"""How a list item that the list goes on after ends ("near-duplicates;", 「重複、」)."""
+_CLOSERS = "」』）)\"'”’]"
+
+
 def cite(sentence: str, n: int) -> str:
-    """The sentence with its citation before the final stop: `…です[1]。`, `… ranking [4].`"""
-    body, stop = (sentence[:-1], sentence[-1]) if sentence[-1] in _STOPS else (sentence, "")
-    space = "" if lang_of(body[-1:]) == "ja" else " "
+    """The sentence with its citation before the final stop: `…です[1]。`, `… ranking [4].`
+
+    Quoted alone, a list item reads as a sentence: one that ends in ";" or "、" (the list goes on)
+    or in nothing at all gets a full stop in its language, with the citation before it
+    (`… near-duplicates [1].`, `…重複[1]。`), not after the comma ("near-duplicates; [1]").
+    """
+    body = _CONTINUES.sub("", sentence.rstrip())
+    if body[-1:] in _STOPS:
+        body, stop = body[:-1], body[-1]
+    elif body.rstrip(_CLOSERS)[-1:] in _STOPS:
+        stop = ""  # 「…です。」 or "… it." ends already
+    else:
+        stop = "。" if is_japanese(body) else "."
+    space = "" if lang_of(body.rstrip(_CLOSERS + "。")[-1:]) == "ja" else " "
     return f"{body}{space}[{n}]{stop}"
 
 
@@ -160,8 +180,9 @@ class Answerer:
         timings["retrieve_ms"] = _ms_since(mark)
         timings.update(result.timings_ms)
         mark = time.perf_counter()
+        quoted: list[extractive.Candidate] = []
         if self.llm is None:
-            text = yield from self._extractive(question, result)
+            text = yield from self._extractive(question, result, quoted)
             logprobs = None
             timings["extract_ms"] = _ms_since(mark)
         else:
@@ -173,7 +194,7 @@ class Answerer:
             question=question, standalone_question=standalone, text=text, mode=self.info.mode,
             citations=citations, search=result, llm=self.info.model if self.llm else None,
             logprobs=logprobs, timings_ms=timings,
-            not_found=text.startswith(NO_ANSWER[lang_of(question)]),
+            not_found=text.startswith(NO_ANSWER[lang_of(question)]), quoted=quoted,
         )
 
     def _generate(
@@ -197,9 +218,10 @@ class Answerer:
         logprobs = [_token_logprob(e) for e in entries] or None
         return "".join(parts), logprobs
 
-    def _extractive(self, question: str, result: SearchResult) -> Generator[str, None, str]:
-        """The best few sentences of the retrieved chunks, cited, in reading order; or, when the
-        evidence is weak for this model, "not in the documents" and why."""
+    def _extractive(self, question: str, result: SearchResult,
+                    quoted: list[extractive.Candidate]) -> Generator[str, None, str]:
+        """The best few sentences of the retrieved chunks, cited, in reading order (also appended
+        to `quoted`); or, when the evidence is weak for this model, "not in the documents" and why."""
         lang = lang_of(question)
         terms = extractive.question_terms(question, self._idf())
         evidence = self.evidence(result, terms)
@@ -213,6 +235,7 @@ class Answerer:
             text = NO_ANSWER[lang]
             yield text
             return text
+        quoted.extend(chosen)
         pieces = cited_pieces(chosen)
         yield from pieces
         return "".join(pieces)

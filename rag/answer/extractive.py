@@ -6,10 +6,15 @@ Each quotable sentence (`rag.answer.sentences`) of the top hits is scored on
   - its lexical overlap with the question: the IDF-weighted share of the question's content terms
     (BM25's terms, question words left out) that the sentence contains,
   - the rank of its chunk (the retriever already weighed the whole chunk),
-plus a small preference for sentences in the question's language. Weights were tuned end to end on
-the JSQuAD and XQuAD dev sets (`bench/answer_chooser.py`; figures in the README). A sentence that
-only announces what follows passes its score to the sentences it announces and is never quoted.
-Whether to answer at all is decided in `rag.answer.evidence`.
+plus a small preference for sentences in the question's language, and a bonus when the question
+asks for a reason, a drawback, a difference, a way or a situation and the sentence carries a marker
+of that kind of answer (`rag.answer.focus`): overlap alone quotes what HNSW *is* to "what does
+HNSW trade off?". Weights were tuned end to end on the JSQuAD and XQuAD dev sets, docs_corpus/qa.jsonl
+and the focus questions of docs_corpus/qa_focus.jsonl (`bench/answer_chooser.py`; figures in the
+README). A sentence that only announces what follows passes its score to the sentences it
+announces and is never quoted. Further sentences must stay closer to the best one the farther they
+come from its chunk (`_margin`), so an answer does not end on an off-topic sentence of another
+document. Whether to answer at all is decided in `rag.answer.evidence`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rag.answer.focus import focus_of, follows_from_before, has_marker
+from rag.answer.markup import shown
 from rag.answer.sentences import Sentence, split_sentences
 from rag.lang import is_japanese, lang_of
 from rag.retrieve.bm25 import tokenize
@@ -46,8 +53,17 @@ class Weights:
     """Further sentences are quoted while within this of the best score..."""
     budget: int = 300
     """...and while the answer stays within this many characters."""
-    keep_other: float = 0.25
-    """A sentence from another chunk than the best one's must be within this of the best."""
+    keep_other: float = 0.5
+    """A sentence from another chunk of the best one's document must be within this of the best;
+    from another document, within `keep_above` when the retriever ranked its chunk above the
+    best one's (then it is as often the answer the best sentence missed), else within `keep_far`
+    (such a sentence is most often off topic)."""
+    keep_above: float = 0.25
+    keep_far: float = 0.1
+    focus: float = 0.2
+    """Added when the question asks for a reason, a drawback, a difference, a way or a time
+    (なぜ, 欠点, 違い, how do I, when) and the sentence carries a marker of that kind of answer
+    (ため, 一方, but, because, instead, if)."""
 
 
 DEFAULT_WEIGHTS = Weights()
@@ -72,6 +88,10 @@ class Candidate:
     same_language: bool = True
     position: int = 0
     """Index among the quotable sentences of its chunk."""
+    focus: bool = False
+    """Carries a marker of the kind of answer the question asks for (`rag.answer.focus`)."""
+    consequence: bool = False
+    """Asked why, it says what follows from the sentence before it (そのため…, "… therefore …")."""
 
     @property
     def heading(self) -> str:
@@ -80,7 +100,13 @@ class Candidate:
 
     @property
     def text(self) -> str:
+        """The sentence as written in the chunk: what is scored, embedded and matched."""
         return self.sentence.text
+
+    @property
+    def shown(self) -> str:
+        """The sentence as a reader of the document sees it: what the answer quotes."""
+        return shown(self.sentence.text)
 
 
 @dataclass
@@ -153,13 +179,16 @@ def candidates(hits: Sequence[Hit]) -> list[Candidate]:
 
 
 def measure(question: str, cands: list[Candidate], cosines: np.ndarray, terms: Terms) -> None:
-    """Fill each candidate's evidence once: cosine, overlap, heading overlap, language."""
+    """Fill each candidate's evidence once: cosine, overlap, heading overlap, language, focus."""
     question_ja = lang_of(question) == "ja"
+    kinds = focus_of(question)
     for cand, cos in zip(cands, cosines, strict=True):
         cand.cosine = float(cos)
         cand.overlap = terms.coverage(cand.text)
         cand.heading_overlap = terms.coverage(cand.heading) if cand.heading else 0.0
         cand.same_language = is_japanese(cand.text) == question_ja
+        cand.focus = bool(kinds) and has_marker(cand.text, kinds)
+        cand.consequence = "reason" in kinds and follows_from_before(cand.text)
 
 
 def score(cands: list[Candidate], weights: Weights = DEFAULT_WEIGHTS) -> list[Candidate]:
@@ -175,9 +204,23 @@ def score(cands: list[Candidate], weights: Weights = DEFAULT_WEIGHTS) -> list[Ca
         scaled = (cand.cosine - low) / spread if spread > 1e-9 else 1.0
         cand.score = (weights.cosine * scaled + weights.overlap * cand.overlap
                       + weights.heading * cand.heading_overlap + weights.lead * cand.sentence.lead
-                      - weights.rank * (cand.hit.rank - 1) + weights.language * cand.same_language)
+                      - weights.rank * (cand.hit.rank - 1) + weights.language * cand.same_language
+                      + weights.focus * cand.focus)
+    _pass_back_consequences(cands)
     _pass_on_announcements(cands)
     return cands
+
+
+def _pass_back_consequences(cands: list[Candidate]) -> None:
+    """A sentence that states a consequence, to a why-question, lends its score to the sentence
+    just before it in its chunk, the reason it follows from, and stays a candidate itself: asked
+    "why does X happen?", 「そのため、…X が起きやすくなります。」 matches X, the sentence before says why."""
+    for i, cand in enumerate(cands):
+        if not cand.consequence or cand.position == 0:
+            continue
+        before = next((c for c in reversed(cands[:i]) if c.hit is cand.hit), None)
+        if before is not None and before.position == cand.position - 1:
+            before.score = max(before.score, cand.score)
 
 
 def _pass_on_announcements(cands: list[Candidate]) -> None:
@@ -204,6 +247,15 @@ def _announced_count(text: str) -> int:
     return min(int(digits.group()), MAX_SENTENCES) if digits and digits.group().isdigit() else 2
 
 
+def _margin(hit: Hit, best: Hit, weights: Weights) -> float:
+    """How far below the best score a sentence of `hit` may be and still be quoted beside it."""
+    if hit is best:
+        return weights.keep
+    if hit.source == best.source:
+        return weights.keep_other
+    return weights.keep_above if hit.rank < best.rank else weights.keep_far
+
+
 def choose(cands: list[Candidate], weights: Weights = DEFAULT_WEIGHTS) -> list[Candidate]:
     """The best sentence and up to two more within `weights.keep` of it and the length budget,
     in reading order
@@ -217,8 +269,7 @@ def choose(cands: list[Candidate], weights: Weights = DEFAULT_WEIGHTS) -> list[C
     for cand in ranked[1:]:
         if len(chosen) == MAX_SENTENCES or cand.score < best - weights.keep:
             break
-        other_chunk = cand.hit is not ranked[0].hit
-        if other_chunk and cand.score < best - weights.keep_other:
+        if cand.score < best - _margin(cand.hit, ranked[0].hit, weights):
             continue
         if length + len(cand.text) <= weights.budget:
             chosen.append(cand)

@@ -133,7 +133,7 @@ class ChatLLM:
         """Text pieces as they arrive; retries once without logprobs if the server rejects them."""
         import openai
 
-        from rag.embeddings import translate_openai_error
+        from rag.embed.providers import translate_openai_error
 
         logprobs = self._want_logprobs
         while True:
@@ -160,7 +160,7 @@ class ChatLLM:
         """The follow-up `question` made standalone using the conversation so far."""
         import openai
 
-        from rag.embeddings import translate_openai_error
+        from rag.embed.providers import translate_openai_error
 
         try:
             reply = self._client(streaming=False, logprobs=False).invoke(rewrite_messages(question, history))

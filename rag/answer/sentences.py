@@ -20,13 +20,13 @@ STOPS = "。！？.!?"
 
 _HEADING_MARKS = ("#", "|", "■", "□", "●", "◆", "◇", "【", "===", "---")
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_LIST_MARK = re.compile(r"^\s*(?:[-*+•・]|\d+[.)．]|[（(]\d+[)）]|[①-⑳])\s*")
+_LIST_MARK = re.compile(r"^\s*(?:[-*+](?=\s)|[•・]|\d+[.)．]|[（(]\d+[)）]|[①-⑳])\s*")
 _SHELL = re.compile(
     r"^\s*(?:\$\s|>\s|[A-Z][A-Z0-9_]*=\S|(?:rag|pip|pip3|python|python3|make|streamlit|chroma|"
     r"git|cd|export|curl|wget|docker|apt|apt-get|sudo|npm|uv|ollama|source)\s+[-\w./~\"'=:]+)"
 )
 _JA_END = re.compile(r"[。！？][」』）)]*")
-_EN_END = re.compile(r"[.!?][\"')\]」』]*(?=\s+\S)")
+_EN_END = re.compile(r"[.!?][\"')\]」』*_]*(?=\s+\S)")
 _ABBREVIATIONS = frozenset(
     "dr mr mrs ms prof st jr sr vs etc e.g eg i.e ie no nos fig figs approx cf al inc ltd co corp "
     "jan feb mar apr jun jul aug sep sept oct nov dec mt u.s u.k p pp vol ch sec ed eds".split()
@@ -36,6 +36,7 @@ _ANNOUNCE = re.compile(
     rf"(?:(?:理由|方法|ポイント|特徴|手順|段階|種類|違い|点|こと|利点|欠点|注意点|原因|条件)は(?:主に|大きく)?{_COUNT}"
     rf"(?:あります|です|に分かれます|に分けられます)|次の(?:とおり|通り|ように|よう)(?:です|になります)?|"
     rf"以下の(?:とおり|通り|ように|よう)(?:です|になります)?)[。：:]?$"
+    r"|(?:次|以下)の(?:ような|手順|方法|条件|もの|点|ステップ|段階|[一二三四五]つ)[^。]{0,30}(?:ます|です|ません)。$"
     r"|^(?:there (?:are|were) (?:two|three|four|five|several|\d+) \w+(?: \w+)?|"
     r"(?:it|this|they) (?:works|work|is done|goes) as follows|here is how|the steps are)[.:]?$"
     r"|[:：]$",
@@ -77,6 +78,9 @@ def split_sentences(text: str) -> list[Sentence]:
         marker = _LIST_MARK.match(line)
         body = line[marker.end():].strip() if marker else line
         at = start + raw.find(body)
+        if marker and _is_upper_title(body):  # "2. DIMENSION MISMATCH AFTER SWITCHING PROVIDERS"
+            heading, fresh = body, True
+            continue
         if marker and len(body) <= 240:
             if _quotable(body):
                 out.append(Sentence(at, body, _announces(body), True, heading, fresh))
@@ -85,9 +89,14 @@ def split_sentences(text: str) -> list[Sentence]:
         if _is_title(body):
             heading, fresh = body, True  # a title-like line without a full stop
             continue
-        for offset, sentence in _sentences_of(body):
-            if at + offset == _first_char(text) and sentence[:1].islower():
-                continue  # the chunk starts mid-sentence (cut by the chunk overlap)
+        pieces = _sentences_of(body)
+        for number, (offset, sentence) in enumerate(pieces):
+            if at + offset == _first_char(text) and (sentence[:1].islower() or
+                                                      sentence[:1] in _CONTINUING):
+                continue  # the chunk starts mid-sentence (cut by the chunk overlap): ": the …"
+            if number == 0 and len(pieces) > 1 and _is_label(sentence):
+                heading, fresh = sentence.strip("*_ .:"), True  # "Layers. Every vector is …"
+                continue
             if _quotable(sentence):
                 out.append(Sentence(at + offset, sentence, _announces(sentence), False, heading, fresh))
                 fresh = False
@@ -97,6 +106,8 @@ def split_sentences(text: str) -> list[Sentence]:
     return out
 
 
+_CONTINUING = ":;,)]}、。，：；）」』"
+"""A chunk whose text starts with one of these was cut inside a sentence."""
 _SENTENCE_INSIDE = re.compile(r"[。！？]")
 WRAP_CJK_CHARS = 30
 WRAP_LATIN_CHARS = 60
@@ -147,6 +158,22 @@ def _is_title(line: str) -> bool:
     return len(line) < (WRAP_CJK_CHARS if _CJK_CHAR.search(line) else WRAP_LATIN_CHARS)
 
 
+_LABEL = re.compile(r"^[*_]*[A-Z][\w-]*(?: [\w()-]+){0,2}[.:][*_]*$")
+
+
+def _is_upper_title(line: str) -> bool:
+    """A numbered section title in capitals, as plain-text manuals write them: no lower-case
+    letter, no final stop, at least two words."""
+    return (line[-1] not in STOPS and not any(ch.islower() for ch in line)
+            and sum(ch.isupper() for ch in line) >= 6 and len(line.split()) >= 2)
+
+
+def _is_label(sentence: str) -> bool:
+    """A run-in label that opens a paragraph or list item ("Layers.", "**Dot product.**"): up to
+    three words and a stop, followed on the line by the sentences it labels."""
+    return bool(_LABEL.match(sentence)) and len(sentence) <= 40
+
+
 def _first_char(text: str) -> int:
     return len(text) - len(text.lstrip())
 _SEP = " [SEP] "
@@ -165,6 +192,10 @@ def _is_command(line: str) -> bool:
 
 
 def _quotable(sentence: str) -> bool:
+    """Long enough, not a command, and not a bare label: a Latin-script "sentence" of one or two
+    words ("Layers.", left alone at a chunk's edge) says nothing on its own."""
+    if _CJK_CHAR.search(sentence) is None and len(sentence.split()) < 3:
+        return False
     return len(sentence) >= MIN_SENTENCE_CHARS and not _is_command(sentence)
 
 
@@ -174,10 +205,10 @@ def _announces(sentence: str) -> bool:
 
 def _sentences_of(line: str) -> list[tuple[int, str]]:
     """(offset, sentence) within one line: split after 。！？ and after . ! ? unless it ends an
-    abbreviation, an initial ("J. K. Rowling") or a number."""
+    abbreviation, an initial ("J. K. Rowling") or a number, or stands inside `inline code`."""
     cuts = {m.end() for m in _JA_END.finditer(line)}
     for m in _EN_END.finditer(line):
-        if not _is_abbreviation(line, m.start()):
+        if not _is_abbreviation(line, m.start()) and line.count("`", 0, m.start()) % 2 == 0:
             cuts.add(m.end())
     out: list[tuple[int, str]] = []
     start = 0

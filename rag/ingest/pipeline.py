@@ -31,7 +31,7 @@ from langchain_core.indexing import index
 
 from rag import store
 from rag.config import Settings
-from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
+from rag.embed.providers import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import BusyError, LoadError
 from rag.ingest import quality
 from rag.ingest.chunking import split_documents
@@ -371,10 +371,7 @@ class Ingestor:
         report.updated += result["num_updated"]
         report.skipped += result["num_skipped"]
         report.deleted += result["num_deleted"]
-        self.manifest.put([
-            FileRecord(p.found.key, p.found.source, p.digest, self.fingerprint, len(p.chunks))
-            for p in group
-        ])
+        self.manifest.put([_finished(p, self.fingerprint) for p in group])
 
     def _drop_aliases(self, found: list[FoundFile]) -> int:
         """Delete documents recorded under another spelling of a file found now (`../en/a.md`,
@@ -440,6 +437,16 @@ class Ingestor:
         with ingest_lock(self.settings.data_dir):
             self._catch_up()
             return self.delete_paths(paths)
+
+
+def _finished(pending: _Pending, fingerprint: str) -> FileRecord:
+    """A written file's `done` record, with what the Documents page lists (type, pages, flags),
+    so listing documents reads these records, not every chunk."""
+    from rag.documents import describe
+
+    about = describe([c.metadata for c in pending.chunks], pending.found.key)
+    return FileRecord(pending.found.key, pending.found.source, pending.digest, fingerprint,
+                      len(pending.chunks), type=about.type, pages=about.pages, flags="\n".join(about.flags))
 
 
 def reset(settings: Settings) -> list[str]:

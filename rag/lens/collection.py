@@ -1,8 +1,13 @@
-"""The collection's vectors as one normalised matrix, loaded once per collection state.
+"""The collection's vectors as one normalised matrix (or a bounded sample), loaded once per state.
 
-The similarity histogram, the maps and Compare's nearest chunks all need every chunk vector (or a
-seeded sample beyond `MAX_LOADED`); loading them costs a full read of the collection, so the matrix
-is kept per `collection_key`, which changes whenever the collection does.
+The similarity histogram, the trust percentiles and the maps need chunk vectors. A small
+collection is loaded whole; beyond `SAMPLE_CAP` chunks a sample of that size is drawn as whole
+files picked at random through the store's manifest (or, for a collection without one, pages at
+seeded random offsets), so opening the debug panel costs a bounded number of bounded reads at any
+size (listing every id to draw a sample took 9 s at 50k chunks, and grows with the store). The
+matrix is kept per `collection_key`, which changes whenever the collection does. Views that show a
+sample say so (`sample_note`); Compare's nearest chunks ask the store's index when only a sample
+is loaded (`nearest_chunks`), so they are the collection's nearest, not the sample's.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +29,25 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
     from rag.config import Settings
-    from rag.embeddings import EmbeddingInfo
+    from rag.embed.providers import EmbeddingInfo
     from rag.retrieve.hits import Hit
+    from rag.state import Manifest
 
 log = logging.getLogger(__name__)
 
-MAX_LOADED = 20_000
-"""Chunk vectors held in memory for the similarity histogram and maps; beyond it, a sample."""
+SAMPLE_CAP = 3_000
+"""Chunk vectors loaded for the histogram, percentiles and maps; beyond it, a sample of this size.
+As many points as a projection draws (`projection.MAX_POINTS`): more is not seen, only waited for."""
+SAMPLE_FLOATS = SAMPLE_CAP * 384
+"""Wider vectors get fewer points (2,250 at 512 dims, 750 at 1,536), so a sample is read in about
+the same time whatever the model: the numbers are what costs (1,000 chunks read by path took 0.2 s
+at 384 dims and 0.95 s at 1,536 on a server here)."""
+SAMPLE_PAGES = 10
+"""A sample is read as this many pages at random offsets (one stratum of the collection each):
+more pages mix more files into the sample, each page costs a round trip (~0.1 s on a server)."""
+_READERS = 4
+"""Pages read at once (a server answers them in parallel; the embedded store releases the GIL)."""
+_PATHS_PER_READ = 100
 
 
 @dataclass
@@ -88,41 +106,133 @@ def collection_key(settings: Settings, info: EmbeddingInfo, coll: Collection) ->
     return (str(settings.data_dir.absolute()), coll.name, coll.count(), version)
 
 
-def load_vectors(coll: Collection, key: tuple[Any, ...], *, cap: int = MAX_LOADED,
-                 seed: int = 0) -> CollectionVectors:
-    """All chunk vectors of the collection (a seeded sample beyond `cap`), once per `key`."""
+def sample_offsets(total: int, cap: int, pages: int = SAMPLE_PAGES, seed: int = 0) -> list[tuple[int, int]]:
+    """(offset, limit) of the pages to read: the collection cut into `pages` equal strata and one
+    page placed at a seeded random position in each, so pages never overlap and together read
+    exactly `min(cap, total)` rows, spread over the whole collection."""
+    if total <= cap:
+        return [(start, min(cap, total - start)) for start in range(0, total, cap)] if total else []
+    pages = max(1, min(pages, cap))
+    rng = random.Random(f"{seed}:{total}")
+    out = []
+    for i in range(pages):
+        size = cap // pages + (1 if i < cap % pages else 0)
+        lo, hi = total * i // pages, total * (i + 1) // pages
+        out.append((lo + rng.randrange(max(1, hi - lo - size + 1)), size))
+    return out
+
+
+def sample_cap(dims: int | None) -> int:
+    """Chunks loaded for vectors of `dims` numbers: `SAMPLE_CAP`, fewer for wide vectors."""
+    return max(1, min(SAMPLE_CAP, SAMPLE_FLOATS // dims)) if dims else SAMPLE_CAP
+
+
+def _by_files(coll: Collection, files: Manifest, total: int, cap: int, seed: int) -> list[dict[str, Any]]:
+    """A sample of whole files: random file records from the manifest, then their chunks by path,
+    at most `cap` (each chunk as likely to be in it as any other, since each file is). Reading
+    chunks at an offset costs Chroma time in proportion to the offset (~0.2 s a page at 200,000
+    chunks); the manifest has a tenth of the rows, and chunks read by path cost what they hold."""
+    budget, paths = cap, []
+    for record in files.sample(cap, total, SAMPLE_PAGES, seed):
+        if record.done and 0 < record.chunks <= budget:
+            paths.append(record.path)
+            budget -= record.chunks
+    groups = [paths[i:i + _PATHS_PER_READ] for i in range(0, len(paths), _PATHS_PER_READ)]
+    if not groups:
+        return []
+
+    def read(group: list[str]) -> dict[str, Any]:
+        return coll.get(where={"path": {"$in": group}}, limit=cap,
+                        include=["embeddings", "documents", "metadatas"])
+
+    with ThreadPoolExecutor(max_workers=min(_READERS, len(groups))) as pool:
+        got = list(pool.map(read, groups))
+    kept, room = [], cap  # a record that undercounts its chunks must not take the sample past cap
+    for page in got:
+        n = min(room, len(page["ids"]))
+        kept.append({k: page[k][:n] for k in ("ids", "documents", "metadatas", "embeddings")})
+        room -= n
+    return kept
+
+
+def load_vectors(coll: Collection, key: tuple[Any, ...], *, cap: int | None = None,
+                 seed: int = 0, files: Manifest | None = None) -> CollectionVectors:
+    """The collection's chunk vectors (a seeded sample of `cap` beyond it), once per `key`.
+
+    Only bounded reads, never the list of every id: with the collection's manifest (`files`),
+    a sample of whole files (`_by_files`), else pages at random offsets. `cap` defaults to
+    `sample_cap` of the dims the collection records.
+    """
     cached = _VECTORS.recall(key)
     if cached is not None:
         return cached
     started = time.perf_counter()
+    if cap is None:
+        dims = (coll.metadata or {}).get("dims")
+        cap = sample_cap(dims if isinstance(dims, int) else None)
     total = coll.count()
     if total == 0:
         raise EmptyStoreError(f"The collection {coll.name} is empty.", EmptyStoreError.default_fix)
-    if total > cap:
-        all_ids = coll.get(include=[])["ids"]
-        wanted: list[str] | None = sorted(random.Random(seed).sample(all_ids, cap))
-    else:
-        wanted = None
+
+    def page(at: tuple[int, int]) -> dict[str, Any]:
+        return coll.get(limit=at[1], offset=at[0], include=["embeddings", "documents", "metadatas"])
+
+    got_pages = None
+    if total > cap and files is not None:
+        got_pages = _by_files(coll, files, total, cap, seed)
+    if not got_pages:
+        pages = sample_offsets(total, cap, seed=seed)
+        with ThreadPoolExecutor(max_workers=min(_READERS, len(pages))) as pool:
+            got_pages = list(pool.map(page, pages))
     ids: list[str] = []
     texts: list[str] = []
     sources: list[str] = []
     rows: list[np.ndarray] = []
-    batch = 5000
-    for start in range(0, cap if wanted is not None else total, batch):
-        if wanted is not None:
-            got = coll.get(ids=wanted[start:start + batch],
-                           include=["embeddings", "documents", "metadatas"])
-        else:
-            got = coll.get(limit=batch, offset=start, include=["embeddings", "documents", "metadatas"])
+    for got in got_pages:
         ids.extend(got["ids"])
         texts.extend(d or "" for d in got["documents"])
         sources.extend(str((m or {}).get("source", "?")) for m in got["metadatas"])
-        rows.append(np.asarray(got["embeddings"], dtype=np.float32))
+        if len(got["ids"]):
+            rows.append(np.asarray(got["embeddings"], dtype=np.float32))
     matrix = unit_rows(np.concatenate(rows)) if rows else np.zeros((0, 0), np.float32)
-    loaded = CollectionVectors(key, ids, texts, sources, matrix, total)
+    loaded = CollectionVectors(key, ids, texts, sources, matrix, max(total, len(ids)))
     log.info("loaded %d of %d vectors of %s in %.2f s", len(ids), total, coll.name,
              time.perf_counter() - started)
     return _VECTORS.remember(key, loaded)
+
+
+def vectors_for(settings: Settings, info: EmbeddingInfo, coll: Collection) -> CollectionVectors:
+    """The collection's vectors as the debug panel, `rag map` and the trust report load them:
+    keyed by the collection's state, a large one sampled by whole files through its manifest."""
+    from rag.state import Manifest
+
+    return load_vectors(coll, collection_key(settings, info, coll), files=Manifest(settings, info.collection_name))
+
+
+def sample_note(vectors: CollectionVectors) -> str:
+    """`3,000 of 1,000,000 chunks, sampled` when the view shows a sample, else ``."""
+    if not vectors.sampled:
+        return ""
+    return f"{len(vectors):,} of {vectors.total:,} chunks, sampled / {vectors.total:,} チャンクから {len(vectors):,} を抽出"
+
+
+def nearest_chunks(coll: Collection, vectors: CollectionVectors, query: Sequence[float] | np.ndarray,
+                   k: int = 5) -> list[tuple[float, str, str]]:
+    """(cosine, source, text) of the k chunks nearest to `query` in the whole collection.
+
+    Exact over the loaded matrix when it is the whole collection; the store's index when only
+    a sample is loaded (the sample's nearest would not be the collection's).
+    """
+    if not vectors.sampled:
+        return [(s, vectors.sources[r], vectors.texts[r]) for r, s in vectors.nearest(query, k)]
+    q = unit_rows(np.asarray(query, dtype=np.float32))
+    got = coll.query(query_embeddings=[q.tolist()], n_results=k,
+                     include=["documents", "metadatas", "embeddings"])
+    out = []
+    for text, meta, vec in zip(got["documents"][0], got["metadatas"][0], got["embeddings"][0], strict=True):
+        out.append((float(unit_rows(np.asarray(vec, dtype=np.float32)) @ q),
+                    str((meta or {}).get("source", "?")), text or ""))
+    return out
 
 
 def hit_vector(hit: Hit, vectors: CollectionVectors | None = None) -> np.ndarray | None:

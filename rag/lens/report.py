@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def embed_report(text: str, settings: Settings) -> dict[str, Any]:
     """What `rag embed --json` prints: the tokens OpenAI's models read and the vector we store."""
-    from rag.embeddings import get_embeddings, resolve
+    from rag.embed.providers import get_embeddings, resolve
 
     info = resolve(settings)
     vector = get_embeddings(settings, info).embed_query(text)

@@ -27,9 +27,7 @@ def trust_fields(answer: Answer, searcher: Searcher) -> dict[str, Any]:
     sources = [h.as_dict() for h in hits]
     sims = None
     if hits:
-        vectors = collection.load_vectors(
-            searcher.collection, collection.collection_key(searcher.settings, searcher.info,
-                                                           searcher.collection))
+        vectors = collection.vectors_for(searcher.settings, searcher.info, searcher.collection)
         sims = vectors.similarities(answer.search.query_vector)
         index = bm25.index_for(searcher.settings, searcher.collection) \
             if any(h.bm25_score is not None for h in hits) else None

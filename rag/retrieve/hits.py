@@ -17,7 +17,7 @@ from langchain_core.documents import Document
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
-    from rag.embeddings import EmbeddingInfo
+    from rag.embed.providers import EmbeddingInfo
     from rag.retrieve.fusion import Fusion
 
 

@@ -4,7 +4,7 @@ Hybrid takes the top `hybrid_candidates` of the vector index and of BM25, then s
 candidate on both sides (its real cosine similarity, fetched vectors included, and its real BM25
 score), so a chunk found by one index is not punished for being missing from the other list.
 The default fusion is a weighted sum of min-max normalised scores with a vector weight that
-belongs to the embedding model (e5 0.6, USE 0.2: `rag.embeddings.OFFLINE_MODELS`), which on the
+belongs to the embedding model (e5 0.6, USE 0.2: `rag.embed.providers.OFFLINE_MODELS`), which on the
 dev sets beat plain and weighted reciprocal rank fusion for both models (figures in the README);
 RRF stays available as `hybrid_fusion=rrf`.
 Every hit carries its cosine similarity in `score`, whatever ranked it. Vector search alone
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag.config import Settings
-from rag.embeddings import EmbeddingInfo, fusion_weights
+from rag.embed.providers import EmbeddingInfo, fusion_weights
 from rag.lang import is_japanese
 from rag.retrieve import bm25
 from rag.retrieve.fusion import Fusion
@@ -174,7 +174,7 @@ def fuse(
     `score`: w * min-max(cosine) + (1 - w) * min-max(BM25), both scaled over this query's
     candidates, so neither scale (cosines bunched near 0.3, BM25 unbounded) dominates by accident.
     `rrf`: w / (k + vector rank) + (1 - w) / (k + BM25 rank), a missing rank adding nothing.
-    The weights belong to the embedding model behind `info` (`rag.embeddings.fusion_weights`);
+    The weights belong to the embedding model behind `info` (`rag.embed.providers.fusion_weights`);
     the RAG_HYBRID_* settings override them when set.
     """
     fusions = fusion_terms(cosine, bm25_scores, vector_rank, bm25_rank, settings, cross_script, info)

@@ -16,7 +16,7 @@ import numpy as np
 
 from rag import store
 from rag.config import RetrievalModeName, Settings
-from rag.embeddings import EmbeddingInfo, get_embeddings, resolve
+from rag.embed.providers import EmbeddingInfo, get_embeddings, resolve
 from rag.errors import EmptyStoreError, QueryError
 from rag.retrieve.hits import Hit, SearchResult, vector_hits
 from rag.retrieve.hybrid import hybrid_hits

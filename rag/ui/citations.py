@@ -19,12 +19,12 @@ import streamlit as st
 from rag.answer.grounding import ground, support_for
 from rag.errors import RagError
 from rag.lens import source_view
+from rag.ui.safe_text import literal_line
 
 if TYPE_CHECKING:
     from rag.answer.answerer import Answer
     from rag.retrieve.hits import Hit
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
 _CITATION = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 CHUNK_STYLE = "background:#dbeafe;border-radius:3px;padding:1px 0"
 SENTENCE_STYLE = "background:#fde047;border-radius:3px;padding:1px 0;font-weight:600"
@@ -70,11 +70,6 @@ def _components():
     answer = component("rag_cited_answer", js=_ANSWER_JS, css=_ANSWER_CSS, isolate_styles=False)
     doc = component("rag_source_document", js=_DOC_JS, isolate_styles=False)
     return answer, doc
-
-
-def plain(text: str) -> str:
-    """Text for a Markdown line with every Markdown character escaped, so it shows as typed."""
-    return _MARKDOWN.sub(r"\\\1", " ".join(text.split()))
 
 
 def answer_html(text: str, valid: set[int]) -> str:
@@ -130,16 +125,16 @@ def show_source(answer: Answer, rank: int) -> None:
     support = support_for(ground(answer.text, answer.search.hits), rank)
     span = (support.start, support.end) if support and support.start is not None else None
     doc = source_view.open_source(hit, span)
-    where = [f"**\\[{rank}\\] {plain(hit.source)}**"]
+    where = [f"**\\[{rank}\\] {literal_line(hit.source)}**"]
     if hit.page is not None:
         where.append(f"ページ / page **{hit.page}**")
     if hit.metadata.get("heading"):
-        where.append(plain(str(hit.metadata["heading"])))
+        where.append(literal_line(str(hit.metadata["heading"])))
     where.append(f"chunk {hit.metadata.get('chunk', '?')} · 文字 / chars "
                  f"{doc.offset + doc.chunk[0]}–{doc.offset + doc.chunk[1]}")
     st.markdown(" · ".join(where))
     if support is not None and support.source_sentence:
-        st.caption(f"回答の文 / answer sentence: 「{plain(support.sentence)}」 → 根拠 / support "
+        st.caption(f"回答の文 / answer sentence: 「{literal_line(support.sentence)}」 → 根拠 / support "
                    f"{support.score:.2f} (語の重なり / share of its terms found in the highlighted sentence)")
     if doc.note:
         st.warning(doc.note)
@@ -149,7 +144,7 @@ def show_source(answer: Answer, rank: int) -> None:
         with left:
             try:
                 st.image(source_view.render_page(doc.path, hit.page),
-                         caption=f"{hit.source} · page {hit.page} (描画 / rendered)")
+                         caption=f"{literal_line(hit.source)} · page {hit.page} (描画 / rendered)")
             except (RagError, OSError) as exc:
                 st.warning(f"ページを描画できません / could not render the page: {exc}")
             except Exception as exc:  # pdfium raises its own types on damaged files

@@ -17,6 +17,7 @@ import streamlit as st
 from rag.chats import LOCAL_USER, ChatStore, Turn, export_dict, export_markdown
 from rag.config import Settings
 from rag.ui.i18n import both, t
+from rag.ui.safe_text import literal_line
 
 CHAT_KEY = "chat_id"
 URL_KEY = "chat"
@@ -166,7 +167,7 @@ def render_feedback(settings: Settings, msg: dict[str, Any]) -> None:
         for hit in answer.search.hits:
             vkey = f"verdict_{turn_id}_{hit.rank}"
             st.segmented_control(
-                f"[{hit.rank}] {hit.source}", list(_VERDICTS), key=vkey,
+                f"[{hit.rank}] {literal_line(hit.source)}", list(_VERDICTS), key=vkey,
                 format_func=lambda v: f"{_VERDICTS[v]} {t('source_' + v, lang)}",
                 on_change=_judge, args=(chats, turn_id, hit.rank, hit.source, vkey),
             )

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from rag.answer.answerer import Answer
-    from rag.embeddings import EmbeddingInfo
+    from rag.embed.providers import EmbeddingInfo
     from rag.retrieve.hits import Hit
 
 log = logging.getLogger(__name__)
@@ -81,11 +81,11 @@ def context_for(info: EmbeddingInfo | None = None) -> Context:
         info, embeddings, coll = searcher.info, searcher.embeddings, searcher.collection
     else:
         from rag import store
-        from rag.embeddings import get_embeddings
+        from rag.embed.providers import get_embeddings
 
         embeddings = get_embeddings(settings, info)
         coll = store.collection(settings, info, create=False)
-    vectors = collection.load_vectors(coll, collection.collection_key(settings, info, coll))
+    vectors = collection.vectors_for(settings, info, coll)
     return Context(info, embeddings, coll, vectors)
 
 
@@ -195,7 +195,7 @@ def render_tokens(text: str, info: EmbeddingInfo, *, note: bool = True, key: str
                    "embedding models read. `<e7 8c>` = UTF-8 の断片 / byte fragments of one "
                    "character (boxed in red).")
         st.caption(JA_NOTE)
-    from rag.embeddings import E5_MODEL, model_pieces
+    from rag.embed.providers import E5_MODEL, model_pieces
 
     pieces = model_pieces(info, text)
     if pieces is not None:
@@ -311,7 +311,8 @@ def _view_similarity(answer: Answer, key: str) -> None:
     st.plotly_chart(plots.similarity_histogram(sims, hits), key=f"{key}_hist", config=_PLOT_CONFIG)
     best = max(h.score for h in hits)
     beaten = float((sims < best - 1e-6).mean()) if sims.size else 0.0
-    sample = f" (sample of {len(ctx.vectors)})" if ctx.vectors.sampled else ""
+    note = collection.sample_note(ctx.vectors)
+    sample = f" ({note})" if note else ""
     st.caption(
         f"全 {ctx.vectors.total} チャンクとのコサイン類似度{sample} / cosine similarity to all "
         f"{ctx.vectors.total} chunks{sample}: median {np.median(sims):.3f}, max {sims.max():.3f}. "
@@ -360,11 +361,11 @@ def render_compare(ctx: Context, *, key: str) -> None:
     probe = st.text_input("テキスト / text", follow, key=f"{key}_cmp_probe_{_short_digest(follow)}")
     if probe:
         vec = ctx.embeddings.embed_query(probe)
-        near = ctx.vectors.nearest(vec, 5)
+        near = collection.nearest_chunks(ctx.collection, ctx.vectors, vec, 5)
         st.dataframe({
-            "cosine": [round(s, 4) for _, s in near],
-            "source": [ctx.vectors.sources[r] for r, _ in near],
-            "text": [" ".join(ctx.vectors.texts[r].split())[:200] for r, _ in near],
+            "cosine": [round(s, 4) for s, _, _ in near],
+            "source": [source for _, source, _ in near],
+            "text": [" ".join(text.split())[:200] for _, _, text in near],
         }, hide_index=True)
 
 

@@ -1,8 +1,9 @@
 """The Documents page: every ingested document, its extracted text with chunk and page marks, actions.
 
 The list (source, type, size, pages, chunks, when, model, garbled pages) and each document's chunks
-come from `rag.documents`; upload, re-index and delete go through the same pipeline as the CLI.
-Pages whose text looks garbled are named with the reason above the text.
+come from `rag.documents` (a large store lists a bounded part, narrowed by name); upload, re-index
+and delete go through the same pipeline as the CLI. Pages whose text looks garbled are named with
+the reason above the text.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rag.config import Settings
 from rag.documents import (
     ChunkView,
     DocumentInfo,
+    DocumentList,
     delete_document,
     document_chunks,
     list_documents,
@@ -28,6 +30,7 @@ from rag.ingest.pipeline import IngestReport
 from rag.progress import Progress, ProgressFn
 from rag.ui import state
 from rag.ui.i18n import both
+from rag.ui.safe_text import literal_line
 
 MAX_CHUNKS_SHOWN = 300
 OPEN_KEY = "doc_open"
@@ -39,12 +42,13 @@ def render_documents(settings: Settings) -> None:
     st.title(both("文書", "Documents"))
     info = state.get_searcher(settings).info
     _render_upload(settings)
-    docs = list_documents(settings, info)
     query = st.text_input(both("名前で絞り込み", "Filter by name"), key="doc_filter",
                           placeholder="例: hnsw / e.g. cosine")
-    shown = [d for d in docs if query.strip().lower() in d.source.lower()]
-    st.caption(f"{len(shown)} / {len(docs)} {both('文書', 'documents')} · `{info.collection_name}`")
-    if not docs:
+    listed = list_documents(settings, info, contains=query)
+    shown = listed.docs
+    st.caption(f"{len(shown)}{'' if listed.complete else '+'} / {listed.total:,} {both('文書', 'documents')}"
+               f" · `{info.collection_name}`" + _partial_note(listed))
+    if not listed.total:
         st.info(both("まだ文書がありません。上からファイルを追加してください。",
                      "No documents yet: add files above, or run `rag ingest PATH`."))
         return
@@ -56,6 +60,17 @@ def render_documents(settings: Settings) -> None:
                         placeholder=both("文書を選ぶ", "Choose a document"))
     if pick is not None:
         _render_document(settings, next(d for d in shown if d.source == pick))
+
+
+def _partial_note(listed: DocumentList) -> str:
+    """What a large store's list leaves out, and how to reach the rest."""
+    note = ""
+    if not listed.complete:
+        note += both(f" · 先頭 {len(listed.docs)} 件のみ表示：名前で絞り込んでください",
+                     f" · showing the first {len(listed.docs)}: filter by name to find others")
+    if listed.store_filter:
+        note += both(" · 絞り込みはパスの完全一致（大文字小文字を区別）", " · filter: exact case, anywhere in the path")
+    return note
 
 
 def _row(doc: DocumentInfo) -> dict[str, object]:
@@ -79,8 +94,8 @@ def _size(size: int | None) -> str:
 
 
 def _render_document(settings: Settings, doc: DocumentInfo) -> None:
-    st.subheader(f"📄 {doc.source}")
-    st.caption(f"{doc.path} · {doc.type} · {_size(doc.size)} · {doc.chunks} chunks"
+    st.subheader(f"📄 {literal_line(doc.source)}")
+    st.caption(f"{literal_line(str(doc.path))} · {doc.type} · {_size(doc.size)} · {doc.chunks} chunks"
                + (f" · {doc.pages} pages" if doc.pages else ""))
     for flag in doc.flags:
         st.warning(f"{both('文字化けの疑い', 'Garbled text?')} — {flag}", icon="⚠️")
@@ -93,8 +108,9 @@ def _render_document(settings: Settings, doc: DocumentInfo) -> None:
                 _say("error", str(exc))
         st.rerun()
     with right.popover(f"🗑 {both('削除', 'Delete')}", width="stretch"):
-        st.write(both(f"{doc.source} を索引から削除します（元のファイルは残ります）。",
-                      f"Remove {doc.source} from the index (the file itself stays)."))
+        name = literal_line(doc.source)
+        st.markdown(both(f"{name} を索引から削除します（元のファイルは残ります）。",
+                         f"Remove {name} from the index (the file itself stays)."))
         st.button(both("削除する", "Delete it"), key="doc_delete_confirm", type="primary",
                   on_click=_delete, args=(settings, doc))
     chunks = document_chunks(settings, doc.path, state.get_searcher(settings).info)
@@ -109,7 +125,7 @@ def _render_page(page: int | None, chunks: list[ChunkView]) -> None:
     if page is not None:
         ocr = " · OCR" if any(c.ocr for c in chunks) else ""
         heading = chunks[0].heading
-        st.markdown(f"##### {both('ページ', 'page')} {page}{ocr}" + (f" — {heading}" if heading else ""))
+        st.markdown(f"##### {both('ページ', 'page')} {page}{ocr}" + (f" — {literal_line(heading)}" if heading else ""))
     by_chunk = {c.chunk: c for c in chunks}
     parts = []
     for number, text in page_text(chunks):
@@ -136,8 +152,8 @@ def _delete(settings: Settings, doc: DocumentInfo) -> None:
         _say("error", str(exc))
         return
     st.session_state.pop(OPEN_KEY, None)
-    _say("success", both(f"{doc.source} を削除しました（{deleted} チャンク）",
-                         f"Deleted {doc.source} ({deleted} chunks)"))
+    name = literal_line(doc.source)
+    _say("success", both(f"{name} を削除しました（{deleted} チャンク）", f"Deleted {name} ({deleted} chunks)"))
 
 
 def _render_upload(settings: Settings) -> None:

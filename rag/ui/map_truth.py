@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from rag.lens import map_truth
-from rag.ui.citations import plain
+from rag.ui.safe_text import literal_line
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -95,7 +95,7 @@ def render_neighbours(vectors: CollectionVectors, data: MapData, chunk_id: str |
     near = map_truth.neighbourhood(vectors, data, chunk_id)
     if near is None:
         return
-    st.markdown(f"**選んだ点 / chosen point**: {plain(near.point.source)}")
+    st.markdown(f"**選んだ点 / chosen point**: {literal_line(near.point.source)}")
     st.text(" ".join(near.point.text.split())[:160])
     left, right = st.columns(2)
     with left:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from rag.lens import plots, projection
+from rag.lens import collection, plots, projection
 from rag.ui import map_truth
 
 if TYPE_CHECKING:
@@ -64,7 +64,9 @@ def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, 
     event = st.plotly_chart(fig, key=f"{key}_map", on_select="rerun", selection_mode="points")
     if data.dims == 3 and colour:
         _colour_key(plots.source_colours(data))
-    sampled = f", {len(data.points)} of {data.total} drawn" if len(data.points) < data.total else ""
+    sampled = f", {len(data.points)} of {data.total:,} drawn" if len(data.points) < data.total else ""
+    if ctx.vectors.sampled:
+        sampled += f" ({collection.sample_note(ctx.vectors)})"
     st.caption(
         f"{data.method.upper()} {data.dims}-D{sampled} · {data.seconds * 1000:.0f} ms"
         f"{' (cached)' if data.cached else ''}" + (f" · {data.note}" if data.note else "")

@@ -5,7 +5,9 @@ whose text hides its URL, and `![](https://evil.example/beacon.png)` into an ima
 fetches (a tracking beacon, offline or not); Streamlit's own `:red[...]` directives, `$...$` math
 and bare URLs would go live too. `literal_markdown` escapes every ASCII punctuation mark, so the
 text reads exactly as written, except the `[n]` citations answers are made of, and shows URLs as
-code (a link shows its real URL, which cannot be clicked, and nothing is fetched). `code_span` shows a name (a file, a model) verbatim.
+code (a link shows its real URL, which cannot be clicked, and nothing is fetched); `literal_line`
+is the same on one line, for a name or a sentence set inside a Markdown line (a bold header, a
+caption). `code_span` shows a name (a file, a model) verbatim.
 Every place the app shows retrieved text, answers, or questions goes through one of these (or
 `st.text`, which never interprets anything).
 """
@@ -41,6 +43,12 @@ def literal_markdown(text: str) -> str:
         cursor = match.start() + len(linkable)
     parts.append(_escaped(text[cursor:]))
     return "".join(parts).replace("\n", "  \n")
+
+
+def literal_line(text: str) -> str:
+    """`literal_markdown` with every run of whitespace one space: a source name, heading or
+    sentence placed inside a Markdown line that a line break would end."""
+    return literal_markdown(" ".join(text.split()))
 
 
 def _escaped(text: str) -> str:

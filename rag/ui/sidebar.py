@@ -19,6 +19,7 @@ from rag.ingest.loaders import SUPPORTED_SUFFIXES
 from rag.ingest.pipeline import IngestReport
 from rag.progress import Progress, ProgressFn
 from rag.retrieve.options import SearchOptions
+from rag.state import SOURCES_LISTED
 from rag.ui import state
 from rag.ui.i18n import both
 from rag.ui.scores import score_range
@@ -105,9 +106,12 @@ def _render_controls(settings: Settings) -> SearchOptions:
         index=list(RETRIEVAL_MODES).index(settings.retrieval_mode),
         format_func=RETRIEVAL_MODES.__getitem__, key="retrieval_mode",
     )
+    names = _source_names(settings)
+    more = len(names) >= SOURCES_LISTED  # a bounded part of a large store's: any other name may be typed
     chosen = st.multiselect(
-        both("出典で絞り込み", "Only these sources"), _source_names(settings), key="source_filter",
-        placeholder="すべて / All",
+        both("出典で絞り込み", "Only these sources"), names, key="source_filter",
+        placeholder=both("すべて（名前を入力）", "All (type a name)") if more else "すべて / All",
+        accept_new_options=more,
     )
     return SearchOptions().with_(k=k, threshold=threshold if threshold > span.low else None,
                                  mmr=mmr, mode=mode, sources=chosen or None)

@@ -18,7 +18,7 @@ import streamlit as st
 from rag.answer.grounding import SUPPORT_THRESHOLD, confidence, ground
 from rag.lens import extractive_view, prompt_view, score_meaning
 from rag.ui import state
-from rag.ui.citations import plain
+from rag.ui.safe_text import literal_line
 
 if TYPE_CHECKING:
     from rag.answer.answerer import Answer
@@ -130,7 +130,7 @@ def _prompt(answer: Answer) -> None:
         return
     st.markdown(f"**プロンプト / The exact prompt** — `{report.model}`")
     if report.rewritten:
-        st.caption(f"追質問の書き換え / follow-up rewritten for retrieval: {plain(report.rewritten)}")
+        st.caption(f"追質問の書き換え / follow-up rewritten for retrieval: {literal_line(report.rewritten)}")
     for message in report.messages:
         st.markdown(f"`{message.role}` · **{message.tokens}** tokens (cl100k)")
         st.code(message.content, language=None, wrap_lines=True)

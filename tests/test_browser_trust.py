@@ -223,3 +223,66 @@ def test_clicking_a_map_point_shows_its_neighbours_in_both_spaces(app_url: str, 
     box.send_keys(Keys.ENTER)
     page.idle()
     page.wait_for(lambda: re.search(r"\d+ 件 / points found", page.text()), "the found points")
+
+
+_FIGURE = """
+const gd = document.querySelector('.js-plotly-plot');
+if (!gd || !gd.layout || !gd._fullLayout) return null;
+const title = gd.layout.title && (gd.layout.title.text || gd.layout.title);
+return {title: String(title || ''), three: !!gd._fullLayout.scene,
+        traces: gd.data.map(t => ({name: t.name, x: t.x, y: t.y, z: t.z || null}))};
+"""
+
+
+def _figure(page: Page, method: str, dims: int) -> dict:
+    """The drawn map once it shows `method` in `dims` dimensions."""
+    def drawn():
+        fig = page.d.execute_script(_FIGURE)
+        return fig if fig and f"{method.upper()} ·" in fig["title"] and fig["three"] == (dims == 3) else None
+
+    return page.wait_for(drawn, f"the {method} {dims}-D map to be drawn", timeout=120)
+
+
+def _choose(page: Page, group: str, label: str) -> None:
+    control = next(c for c in page.all('[data-testid="stButtonGroup"]')
+                   if group in c.find_element("xpath", "./ancestor::*[@data-testid='stElementContainer'][1]").text)
+    page.click(next(b for b in control.find_elements("css selector", "button") if b.text.strip() == label))
+
+
+def _inside_hits(fig: dict, dims: int) -> bool:
+    """The query star lies within the box its hits span on the map (on every axis drawn)."""
+    query = next(t for t in fig["traces"] if t["name"] == "query")
+    hits = next(t for t in fig["traces"] if t["name"] == "hits")
+    axes = ["x", "y", "z"][:dims]
+    return all(min(hits[a]) - 1e-9 <= query[a][0] <= max(hits[a]) + 1e-9 for a in axes)
+
+
+def test_switching_maps_redraws_them_with_the_query_among_its_hits(app_url: str, browser) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    page = Page(browser, app_url)  # the chat page first: it ingests the corpus on a first start
+    browser.get(app_url + "/explorer")
+    page.wait_css(".js-plotly-plot .main-svg", timeout=90)
+    page.idle()
+    box = page.wait_css('input[aria-label^="地図に置くテキスト"]')[0]
+    box.send_keys("コサイン類似度とは？")
+    box.send_keys(Keys.ENTER)
+    page.idle()
+    pca = page.wait_for(lambda: (fig := _figure(page, "pca", 2)) and {"query", "hits"} <= {
+        t["name"] for t in fig["traces"]} and fig, "the query and its hits on the PCA map")
+    _choose(page, "手法 / method", "tsne")
+    tsne = _figure(page, "tsne", 2)
+    chunks = [t for t in tsne["traces"] if t["name"] not in ("query", "hits", "query → hits")]
+    before = {t["name"]: (t["x"], t["y"]) for t in pca["traces"]}
+    assert any((t["x"], t["y"]) != before.get(t["name"]) for t in chunks)  # a different map is drawn
+    assert _inside_hits(tsne, 2), tsne["traces"]
+    _choose(page, "次元 / dims", "3")
+    tsne3 = _figure(page, "tsne", 3)
+    assert _inside_hits(tsne3, 3)
+    _choose(page, "手法 / method", "umap")
+    assert _inside_hits(_figure(page, "umap", 3), 3)
+    # back to a map already drawn: the same map again, the query still there
+    _choose(page, "手法 / method", "tsne")
+    again = _figure(page, "tsne", 3)
+    assert again["traces"] == tsne3["traces"]
+    assert "(cached)" in page.text()

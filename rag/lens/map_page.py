@@ -28,7 +28,7 @@ class CollectionMap:
         """A complete page with plotly.js inlined."""
         from rag.lens import plots
 
-        return plots.standalone_html(plots.projection(self.data, title=self.title), title=self.title)
+        return plots.standalone_html(plots.projection(self.data, title=self.title, legend_3d=True), title=self.title)
 
 
 def collection_map(settings: Settings, *, method: Method = "pca", dims: int = 2, query: str = "",

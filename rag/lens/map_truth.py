@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.lens.cache import Lru
 from rag.lens.collection import CollectionVectors
-from rag.lens.projection import MapData, MapPoint, _pca, sample_rows
+from rag.lens.projection import MapData, MapPoint, nearest_neighbours, pca, sample_rows
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,27 @@ class Neighbourhood:
         return len({n.id for n in self.in_space} & {n.id for n in self.on_map})
 
 
+_SHARES: Lru[list[float]] = Lru(limit=16)
+
+
 def explained_variance(vectors: CollectionVectors, dims: int, *, max_points: int = 3000,
                        seed: int = 0) -> list[float]:
-    """Share (0–1) of the collection's variance each PCA axis keeps, fitted as the map fits it."""
+    """Share (0–1) of the collection's variance each PCA axis keeps, fitted as the map fits it.
+
+    Cached per collection state: the caption under every map redraw asks again."""
+    key = (vectors.key, dims, max_points, seed)
+    known = _SHARES.recall(key)
+    if known is None:
+        known = _SHARES.remember(key, _explained_variance(vectors, dims, max_points, seed))
+    return list(known)
+
+
+def _explained_variance(vectors: CollectionVectors, dims: int, max_points: int, seed: int) -> list[float]:
     rows = sample_rows(len(vectors), max_points, (), seed)
     x = vectors.matrix[rows].astype(np.float64)
     if len(x) < 2:
         return []
-    model = _pca(x, dims, seed)
+    model = pca(x, dims, seed)
     centred = x - x.mean(axis=0)
     total = float((centred ** 2).sum(axis=1).mean())
     if total <= 0:
@@ -88,3 +102,23 @@ def find_points(data: MapData, text: str, limit: int = 50) -> list[MapPoint]:
         return []
     return [p for p in data.points if p.kind != "query"
             and (needle in p.source.lower() or needle in p.text.lower())][:limit]
+
+
+def neighbour_agreement(matrix: np.ndarray, coords: np.ndarray, k: int = 5) -> float:
+    """Mean share (0–1) of each point's k nearest on the map that are among its k nearest by
+    cosine in the full space: the one number that says how far "close on the map" can be trusted.
+
+    Both lists are exact (one matrix product each), so this is for the few thousand points a map
+    draws, not for a whole large collection."""
+    n = len(matrix)
+    k = min(k, n - 1)
+    if k < 1:
+        return 1.0
+    true, _ = nearest_neighbours(matrix, k)
+    c = np.asarray(coords, dtype=np.float64)
+    squared = (c ** 2).sum(axis=1)
+    dist = squared[:, None] + squared[None, :] - 2.0 * c @ c.T
+    np.fill_diagonal(dist, np.inf)
+    on_map = np.argpartition(dist, k - 1, axis=1)[:, :k]
+    shared = [len(set(a) & set(b)) for a, b in zip(true.tolist(), on_map.tolist(), strict=True)]
+    return float(np.mean(shared)) / k

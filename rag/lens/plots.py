@@ -129,16 +129,34 @@ def _wrap(text: str, width: int) -> list[str]:
     return [text[i : i + width] for i in range(0, len(text), width)] or [""]
 
 
-def projection(data: MapData, *, title: str = "", colour_by_source: bool = True) -> go.Figure:
-    """The map: chunks coloured by source, hits ringed, the query a star joined to its hits."""
+def source_colours(data: MapData) -> dict[str, str]:
+    """Each drawn source's colour on the map (the same palette order every time)."""
+    sources = sorted({p.source for p in data.points if p.kind != "query"})
+    return {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(sources)}
+
+
+def projection(data: MapData, *, title: str = "", colour_by_source: bool = True,
+               legend_3d: bool = False) -> go.Figure:
+    """The map: chunks coloured by source, hits ringed, the query a star joined to its hits.
+
+    In 3-D the chunks are one trace (fast to redraw, the UI draws the colour key) unless
+    `legend_3d` asks for a trace per source, as an offline page without that key needs."""
     go = _go()
     three = data.dims == 3
     chunks = [p for p in data.points if p.kind != "query"]
-    sources = sorted({p.source for p in chunks})
-    colour = {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(sources)}
+    colour = source_colours(data)
     scatter = go.Scatter3d if three else (go.Scattergl if len(chunks) > _WEBGL_ABOVE else go.Scatter)
     fig = go.Figure()
-    groups = sources if colour_by_source else ["chunks"]
+    one_trace = three and colour_by_source and not legend_3d
+    if one_trace:
+        # one WebGL object, not one per source: in Chromium 24 Scatter3d traces took 1-2.5 s to
+        # draw and one 0.1-0.5 s (bench/map_switch.py); the colour key is drawn beside the figure
+        fig.add_trace(scatter(
+            **_xyz(chunks, three), mode="markers", name="chunks (colour = source)",
+            marker={"size": 4, "color": [colour[p.source] for p in chunks], "opacity": 0.75},
+            hovertext=[_hover(p) for p in chunks], hoverinfo="text", customdata=[p.id for p in chunks],
+        ))
+    groups = [] if one_trace else (sorted(colour) if colour_by_source else ["chunks"])
     for group in groups:
         pts = [p for p in chunks if not colour_by_source or p.source == group]
         fig.add_trace(scatter(

@@ -4,7 +4,7 @@ Tokens, Vector, Similarity, Projection, Compare, Why this hit, Next token. The t
 the open one runs) and the panel is a fragment (switching tabs or changing a control reruns the
 panel, not the chat), so opening it costs one view at a time. Numbers come from `rag.lens.vectors`,
 figures from `rag.lens.plots`; this module only lays them out. The Compare view is shared with the
-Explorer page.
+Explorer page; the map is `rag.ui.map_view`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import html
 import logging
 import re
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,11 +20,12 @@ import numpy as np
 import streamlit as st
 
 from rag.errors import RagError
-from rag.lens import collection, logprobs, plots, projection, score_meaning, why
+from rag.lens import collection, logprobs, plots, score_meaning, why
 from rag.lens import tokens as token_view
 from rag.lens import vectors as vector_view
-from rag.ui import map_truth, scores, state
+from rag.ui import scores, state
 from rag.ui.keyword_why import render_keyword_why
+from rag.ui.map_view import projection_controls, render_map
 from rag.ui.safe_text import literal_markdown
 
 if TYPE_CHECKING:
@@ -338,47 +338,6 @@ def _view_similarity(answer: Answer, key: str) -> None:
 
 
 # --- 4. projection ---------------------------------------------------------------------------------
-
-
-def projection_controls(key: str) -> tuple[projection.Method, int, bool]:
-    a, b, c = st.columns([3, 2, 2])
-    method = a.segmented_control("手法 / method", list(projection.METHODS), default="pca",
-                                 key=f"{key}_method") or "pca"
-    dims = b.segmented_control("次元 / dims", [2, 3], default=2, key=f"{key}_dims") or 2
-    colour = c.toggle("出典で色分け / colour by source", value=True, key=f"{key}_colour")
-    return method, int(dims), colour
-
-
-def render_map(ctx: Context, *, key: str, method: projection.Method, dims: int, colour: bool,
-               query: list[float] | None = None, query_text: str = "",
-               hits: list[Hit] | tuple = (), title: str = "") -> None:
-    if method == "umap" and not projection.umap_available():
-        st.info(f"UMAP は追加パッケージが必要です / UMAP needs an optional package: "
-                f"`{projection.UMAP_INSTALL}`. PCA を表示します / showing PCA.")
-        method = "pca"
-    slow = method != "pca"
-    wait = (" (初回は numba のコンパイルがあり、結果はデータディレクトリにキャッシュされます / the first "
-            "UMAP run compiles once; the compiled code is cached in the data dir)" if method == "umap" else "")
-    with st.spinner(f"{method} を計算中… / fitting {method}…{wait}") if slow else nullcontext():
-        data = projection.build_map(ctx.vectors, method=method, dims=dims, query=query,
-                                 query_text=query_text, hits=hits)
-    found = map_truth.find_box(data, key)
-    fig = plots.projection(data, title=title, colour_by_source=colour)
-    map_truth.mark_found(fig, data, found)
-    event = st.plotly_chart(fig, key=f"{key}_map", on_select="rerun", selection_mode="points")
-    sampled = f", {len(data.points)} of {data.total:,} drawn" if len(data.points) < data.total else ""
-    if ctx.vectors.sampled:
-        sampled += f" ({collection.sample_note(ctx.vectors)})"
-    st.caption(
-        f"{data.method.upper()} {data.dims}-D{sampled} · {data.seconds * 1000:.0f} ms"
-        f"{' (cached)' if data.cached else ''}" + (f" · {data.note}" if data.note else "")
-        + (" · t-SNE/UMAP: 距離やクラスタの大きさに意味はなく、近さだけが意味を持ちます / only "
-           "'who sits together' is meaningful" if data.method != "pca" else
-           " · PCA: 分散の大きい 2〜3 軸への射影 / the directions of largest variance")
-    )
-    map_truth.render_variance(ctx.vectors, data)
-    chosen = map_truth.selected_id(event) or (found[0].id if len(found) == 1 else None)
-    map_truth.render_neighbours(ctx.vectors, data, chosen, key)
 
 
 def _view_projection(answer: Answer, key: str) -> None:

@@ -3,7 +3,7 @@
 Above the map, a box finds chunks by source or text and rings them on the map; below it, the share
 of variance each PCA axis keeps, and for the clicked (or found) chunk its nearest neighbours in the
 full vector space beside its nearest neighbours on the map. Numbers come from
-`rag.lens.map_truth`; the map itself is drawn by `rag.ui.debug_panel.render_map`.
+`rag.lens.map_truth`; the map itself is drawn by `rag.ui.map_view.render_map`.
 """
 
 from __future__ import annotations

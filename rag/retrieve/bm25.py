@@ -279,6 +279,11 @@ def bump_version(settings: Settings, collection_name: str) -> str:
     return Manifest(settings, collection_name).bump()
 
 
+def cached(settings: Settings, collection: Collection) -> BM25Index | None:
+    """The index this process holds for `collection`, as it is: no store read, no refresh."""
+    return _cache.get((store_key(settings), str(settings.data_dir.absolute()), collection.name))
+
+
 def index_for(settings: Settings, collection: Collection, version: str | None = None) -> BM25Index:
     """The BM25 index of `collection`, current with its latest write; built or refreshed lazily.
 

@@ -77,15 +77,17 @@ def context_for(info: EmbeddingInfo | None = None) -> Context:
     """The cached searcher's embedder and collection (or those of `info` if settings moved on)."""
     settings = state.settings()
     searcher = state.get_searcher(settings)
+    watched = False
     if info is None or info == searcher.info:
         info, embeddings, coll = searcher.info, searcher.embeddings, searcher.collection
+        watched = bool(settings.chroma_host)  # the app's searcher on a server has a store watcher
     else:
         from rag import store
         from rag.embed.providers import get_embeddings
 
         embeddings = get_embeddings(settings, info)
         coll = store.collection(settings, info, create=False)
-    vectors = collection.vectors_for(settings, info, coll)
+    vectors = collection.vectors_for(settings, info, coll, watched=watched)
     return Context(info, embeddings, coll, vectors)
 
 

@@ -52,8 +52,11 @@ def get_answerer(s: Settings | None = None) -> Answerer:
 @st.cache_resource(show_spinner="埋め込みモデルを読み込み中… / Loading the embedding model…")
 def _searcher(key: str, _settings: Settings) -> Searcher:
     from rag.retrieve.searcher import Searcher
+    from rag.retrieve.watch import watch
 
-    return Searcher(_settings)
+    searcher = Searcher(_settings)
+    watch(searcher)  # on a shared server, another machine's writes are indexed between questions
+    return searcher
 
 
 @st.cache_resource(show_spinner=False)

@@ -357,3 +357,21 @@ def test_e5_answers_what_hnsw_trades_off_not_only_what_it_is(
     assert answer.text.startswith(trade), answer.text
     assert {h.source for h in answer.cited_hits()} == {"en/hnsw_approximate_search.html"}
     assert "Layers [" not in answer.text
+
+
+def test_a_decline_never_says_a_question_holds_zero_percent_of_its_terms() -> None:
+    from rag.answer.evidence import Evidence
+
+    cal = CALIBRATIONS["multilingual-e5-small"]
+    none = Evidence(cosine=0.80, coverage=0.0, calibration=cal)
+    assert "一つも含んでいません" in none.why_not("ja") and "0%" not in none.why_not("ja")
+    assert "none of the question's terms" in none.why_not("en") and "0%" not in none.why_not("en")
+    some = Evidence(cosine=0.80, coverage=0.25, calibration=cal)
+    assert "25%" in some.why_not("ja") and "25%" in some.why_not("en")
+
+
+def test_modes_are_named_in_the_sentences_language() -> None:
+    from rag.ui.i18n import mode_name
+
+    assert mode_name("hybrid", "ja") == "ハイブリッド" and mode_name("hybrid", "en") == "hybrid"
+    assert mode_name("bm25", "ja").startswith("キーワード") and mode_name("other", "ja") == "other"

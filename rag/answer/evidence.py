@@ -49,12 +49,14 @@ class Evidence:
         cal = self.calibration
         assert cal is not None
         if lang == "ja":
+            terms = (f"質問の語の {self.coverage:.0%} しか含んでいません" if self.coverage > 0
+                     else "質問の語を一つも含んでいません")
             return (f"最も近いチャンクでも類似度 {self.cosine:.2f}（このモデルで答えが見つかる目安は "
-                    f"{cal.cosine:.2f} 以上）で、質問の語の {self.coverage:.0%} しか含んでいません。"
-                    "近いチャンクを下に示します。")
+                    f"{cal.cosine:.2f} 以上）で、{terms}。近いチャンクを下に示します。")
+        terms = (f"holds {self.coverage:.0%} of the question's terms" if self.coverage > 0
+                 else "holds none of the question's terms")
         return (f"The closest chunk has similarity {self.cosine:.2f} (with this model, answers usually "
-                f"score {cal.cosine:.2f} or more) and holds {self.coverage:.0%} of the question's terms. "
-                "The nearest chunks are listed below.")
+                f"score {cal.cosine:.2f} or more) and {terms}. The nearest chunks are listed below.")
 
 
 def calibration_for(settings: Settings, model: str) -> Calibration | None:

@@ -24,6 +24,7 @@ from rag.lens import collection, logprobs, plots, score_meaning, why
 from rag.lens import tokens as token_view
 from rag.lens import vectors as vector_view
 from rag.ui import scores, state
+from rag.ui.i18n import mode_name
 from rag.ui.keyword_why import render_keyword_why
 from rag.ui.map_view import projection_controls, render_map
 from rag.ui.safe_text import literal_markdown
@@ -311,7 +312,7 @@ def _view_similarity(answer: Answer, key: str) -> None:
                                      axis_title=scores.name(kind, "en")),
                     key=f"{key}_bars", config=_PLOT_CONFIG)
     if kind != "cosine":
-        st.caption(f"{answer.search.mode} モードの順位は{scores.name(kind, 'ja')}で決まり、コサイン類似度の順"
+        st.caption(f"{mode_name(answer.search.mode, 'ja')}モードの順位は{scores.name(kind, 'ja')}で決まり、コサイン類似度の順"
                    f"とは限りません / in {answer.search.mode} mode hits are ranked by the "
                    f"{scores.name(kind, 'en')}, so their cosines need not be in order.")
     sims = ctx.vectors.similarities(answer.search.query_vector)
@@ -435,7 +436,7 @@ def _view_why(answer: Answer, key: str) -> None:
     explained = why.why_hit(answer.search.query_vector, vec, hit.distance, metric=metric)
     st.table(why_table(explained))
     where = ("HNSW 近似検索の距離 / the distance from Chroma's HNSW index" if explained.distance is not None
-             else f"{answer.search.mode} モードではチャンクを ID で取得するため距離なし / in "
+             else f"{mode_name(answer.search.mode, 'ja')}モードではチャンクを ID で取得するため距離なし / in "
                   f"{answer.search.mode} mode chunks are fetched by id, so Chroma returned no "
                   "distance; the cosine comes from the stored vectors")
     st.caption(

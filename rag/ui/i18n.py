@@ -8,7 +8,20 @@ from __future__ import annotations
 
 from rag.lang import lang_of
 
-__all__ = ["lang_of", "t", "both"]
+__all__ = ["lang_of", "t", "both", "mode_name", "MODE_NAMES"]
+
+MODE_NAMES: dict[str, dict[str, str]] = {
+    "vector": {"ja": "ベクトル", "en": "vector"},
+    "bm25": {"ja": "キーワード（BM25）", "en": "BM25"},
+    "hybrid": {"ja": "ハイブリッド", "en": "hybrid"},
+}
+"""Retrieval modes as a sentence in each language names them."""
+
+
+def mode_name(mode: str, lang: str) -> str:
+    """`hybrid` as a Japanese sentence says it (ハイブリッド); an unknown mode as it is."""
+    return MODE_NAMES.get(mode, {}).get(lang, mode)
+
 
 _STRINGS: dict[str, dict[str, str]] = {
     "sources": {"ja": "出典", "en": "Sources"},

@@ -15,6 +15,7 @@ import streamlit as st
 
 from rag.lens import fusion_math, keyword_why
 from rag.ui import state
+from rag.ui.i18n import mode_name
 
 if TYPE_CHECKING:
     from rag.answer.answerer import Answer
@@ -44,7 +45,7 @@ def marked_html(text: str, spans: list[tuple[int, int]], *, style: str = MARK,
 def render_keyword_why(answer: Answer, hit: Hit, key: str) -> None:
     st.markdown("**キーワード側 / The keyword side (BM25)**")
     if hit.bm25_score is None:
-        st.info(f"{answer.search.mode} モードでは BM25 を使っていません / BM25 took no part in "
+        st.info(f"{mode_name(answer.search.mode, 'ja')}モードでは BM25 を使っていません / BM25 took no part in "
                 f"{answer.search.mode} mode: the rank is the cosine alone.")
         return
     from rag.retrieve import bm25

@@ -1,7 +1,7 @@
 """The Documents page: every ingested document, its extracted text with chunk and page marks, actions.
 
-The list (source, type, size, pages, chunks, when, model, garbled pages) and each document's chunks
-come from `rag.documents` (a large store lists a bounded part, narrowed by name); upload, re-index
+The list (source, type, size, pages, chunks, when, garbled pages; the model once, above it) and
+each document's chunks come from `rag.documents` (a large store lists a bounded part, narrowed by name); upload, re-index
 and delete go through the same pipeline as the CLI. Pages whose text looks garbled are named with
 the reason above the text.
 """
@@ -47,7 +47,8 @@ def render_documents(settings: Settings) -> None:
     listed = list_documents(settings, info, contains=query)
     shown = listed.docs
     st.caption(f"{len(shown)}{'' if listed.complete else '+'} / {listed.total:,} {both('文書', 'documents')}"
-               f" · `{info.collection_name}`" + _partial_note(listed))
+               f" · {both('モデル', 'model')} {info.model} ({info.dims}) · `{info.collection_name}`"
+               + _partial_note(listed))
     if not listed.total:
         st.info(both("まだ文書がありません。上からファイルを追加してください。",
                      "No documents yet: add files above, or run `rag ingest PATH`."))
@@ -82,7 +83,6 @@ def _row(doc: DocumentInfo) -> dict[str, object]:
         both("チャンク", "chunks"): doc.chunks,
         both("取り込み", "ingested"): time.strftime("%Y-%m-%d %H:%M", time.localtime(doc.ingested_at))
         if doc.ingested_at else "",
-        both("モデル", "model"): doc.model,
         "⚠": len(doc.flags) or "",
     }
 

@@ -341,6 +341,10 @@ def test_phone_width_keeps_the_map_and_tables_readable(app_url: str) -> None:
             return (area, legend, figure) if ok else None
 
         page.wait_for(laid_out, "the map to keep its width with the legend below it", timeout=30)
+        # the title (method and point count) is not drawn under the Plotly toolbar
+        title = rect(page, plot.find_element(page.By.CSS_SELECTOR, ".gtitle"))
+        toolbar = rect(page, plot.find_element(page.By.CSS_SELECTOR, ".modebar"))
+        assert title["top"] >= toolbar["bottom"] - 1 or title["right"] <= toolbar["left"] + 1, (title, toolbar)
         page.shot("mobile-map.png", top=plot)
     finally:
         driver.quit()

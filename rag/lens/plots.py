@@ -200,13 +200,18 @@ def projection(data: MapData, *, title: str = "", colour_by_source: bool = True,
     shown = len(chunks)
     subtitle = f"{data.method.upper()} · {shown} of {data.total} chunks"
     fig.update_layout(
-        title=(title + " — " if title else "") + subtitle,
+        # just above the plot, under the toolbar's row: at the top it sat under the toolbar on a phone
+        title={"text": (title + " — " if title else "") + subtitle, "x": 0, "xanchor": "left",
+               "xref": "paper", "y": 1, "yref": "paper", "yanchor": "bottom", "pad": {"b": 6},
+               "font": {"size": 14}},
         # below the plot, wrapping: a side legend of 24 files took 3/4 of a phone's width
         legend={"itemsizing": "constant", "font": {"size": 10}, "orientation": "h",
                 "x": 0, "xanchor": "left", "y": -0.04, "yanchor": "top"},
         hoverlabel={"align": "left"},
     )
-    return _compact(fig, 620 if three else 540)
+    fig = _compact(fig, 620 if three else 540)
+    fig.update_layout(margin={"t": 64})
+    return fig
 
 
 def _xyz(points: Sequence[MapPoint], three: bool) -> dict[str, list[float | None]]:

@@ -198,8 +198,8 @@ $ rag embed "埋め込みは意味を座標に変える"
 rag embed does not touch the index at all. It takes one piece of text and shows what the embedding side of the system sees: the tokens the text was split into, with their token IDs and the token count, the dimension of the resulting vector, its length (L2 norm), and the first few values of the vector.
 Typical uses:
 - Compare token counts. Embedding a Japanese sentence and its English translation shows directly how many more tokens the Japanese version needs, which matters for chunk sizes and API cost.
-- Confirm which model is active. A 512-dimensional vector means the offline Universal Sentence Encoder is in use; 1536 dimensions means OpenAI text-embedding-3-small. This is a quick check after changing RAG_EMBEDDING_PROVIDER.
-- Check normalisation. Both models return unit-length vectors, so the norm should print as 1.0, give or take rounding. A different value suggests a misconfigured or unexpected model.
+- Confirm which model is active. A 384-dimensional vector means the offline default, multilingual-e5-small, is in use; 512 dimensions means the offline Universal Sentence Encoder (RAG_LOCAL_MODEL=use); 1536 dimensions means OpenAI text-embedding-3-small. This is a quick check after changing RAG_EMBEDDING_PROVIDER.
+- Check normalisation. All these models return unit-length vectors, so the norm should print as 1.0, give or take rounding. A different value suggests a misconfigured or unexpected model.
 ## Quoting in the shell
 Put the query in quotes whenever it contains spaces; otherwise the shell splits it into several arguments. Japanese text without spaces works without quotes, but quoting it anyway is a good habit. In bash and zsh, an exclamation mark inside double quotes can trigger history expansion, so a query such as "Why is this slow!" may fail with "event not found". Use single quotes for such queries, or leave out the exclamation mark. The full-width exclamation mark used in Japanese text is an ordinary character and causes no problem.
 ## A short debugging session

@@ -65,13 +65,13 @@ def test_announcements_are_marked_and_list_items_kept_whole() -> None:
 
 
 def test_a_numbered_title_in_capitals_is_a_heading_not_a_quote() -> None:
-    text = ("2. DIMENSION MISMATCH AFTER SWITCHING PROVIDERS\n\nSymptom: an error mentioning that the "
+    text = ("2. DIMENSION MISMATCH BETWEEN MODEL AND COLLECTION\n\nSymptom: an error mentioning that the "
             "embedding dimension does not match the collection, for example 1536 against 512.\n")
     sentences = split_sentences(text)
     assert [s.text for s in sentences] == [
         "Symptom: an error mentioning that the embedding dimension does not match the collection, for "
         "example 1536 against 512."]
-    assert sentences[0].heading == "DIMENSION MISMATCH AFTER SWITCHING PROVIDERS" and sentences[0].lead
+    assert sentences[0].heading == "DIMENSION MISMATCH BETWEEN MODEL AND COLLECTION" and sentences[0].lead
 
 
 def test_a_chunk_cut_inside_a_sentence_offers_no_tail_of_it() -> None:

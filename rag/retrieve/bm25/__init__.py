@@ -1,14 +1,15 @@
 """BM25 keyword search over a collection's chunks, Japanese-aware, kept in step with ingest.
 
-Tokens: NFKC-normalised, lower-cased; runs of kanji/kana become overlapping character bigrams
-(Japanese has no spaces, and bigrams beat a morphological analyzer on JSQuAD, see README), other
-letters and digits become words. Scoring is one sparse product: per-document BM25 term weights
-are precomputed in a CSC matrix, so a query sums a few columns, whatever the collection's size.
+Terms come from `tokens` (NFKC, lower case, bigrams over Japanese runs). The index (`index`) is
+a large base segment of raw term counts plus small delta segments (`segment`), weighted at query
+time for the query's terms only, so a refresh after a change costs the changed chunks, not the
+collection: it tokenizes the new chunks into a delta, marks deleted ones dead, and updates the
+collection statistics (chunk count, total length, document frequencies) by the difference.
 
-The index is cached on disk under `RAG_DATA_DIR/bm25/` and in memory, keyed by the collection's
-write version, which lives in the store (`rag.state`) and changes with every add, replace, prune
-and delete by any process or machine; a stale index is refreshed from the store's chunks on the
-next search, re-tokenizing only the chunks it has not seen (chunk ids are content hashes). The
+The index is cached on disk under `RAG_DATA_DIR/bm25/` (segments as memory-mapped arrays, and a
+small state file naming them) and in memory, keyed by the collection's write version, which
+lives in the store (`rag.state`) and changes with every add, replace, prune and delete by any
+process or machine; a stale index is refreshed from the store's chunks on the next search. The
 files are only a cache: a fresh data dir builds them from the store.
 Fusion with vectors lives in `rag.retrieve.hybrid`; this module knows nothing about embeddings.
 """
@@ -17,241 +18,37 @@ from __future__ import annotations
 
 import logging
 import os
-import re
+import shutil
 import threading
 import time
-import unicodedata
-from array import array
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag.config import Settings
+from rag.retrieve.bm25.index import K1, B, BM25Index, SyncState
+from rag.retrieve.bm25.segment import Segment, Vocabulary, pack, unpack
+from rag.retrieve.bm25.tokens import _CJK, _IS_CJK, _KANJI, _RUN, _SPLIT, Tokenizer, tokenize
 from rag.store import store_key
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
-    from scipy.sparse import csc_matrix, csr_matrix
 
     from rag.state import Manifest
 
+__all__ = ["B", "K1", "BM25Index", "Segment", "SyncState", "Tokenizer", "Vocabulary", "tokenize", "_CJK", "_IS_CJK",
+           "_KANJI", "_RUN", "_SPLIT", "index_for", "refresh", "allowed_rows", "clear_memory"]
+
 log = logging.getLogger(__name__)
 
-FORMAT = 5
+FORMAT = 6
 """Bumped when the tokenizer or the file layout changes, so old index files are rebuilt."""
-K1 = 1.2
-B = 0.75
 _FETCH_BATCH = 5000
-
-_CJK = "\u3005\u3006\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_RUN = re.compile(r"[^\W_]+")
-_SPLIT = re.compile(f"[{_CJK}]+|[^{_CJK}]+")
-_IS_CJK = re.compile(f"[{_CJK}]")
-_KANJI = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
-Tokenizer = Callable[[str], list[str]]
-
-
-def tokenize(text: str) -> list[str]:
-    """Terms of `text`: words, plus character bigrams over every run that holds kanji or kana.
-
-    A run is a stretch of letters and digits between spaces and punctuation. Bigrams span the
-    whole run, digits and Latin letters included ("5月", "gpt-4oの" -> "4o", "oの"), which JSQuAD
-    rewards; the Latin words inside such a run are kept too, so "bm25とは" also matches "bm25".
-    Each kanji is also a term on its own, so a one-kanji query ("猫") matches, which also lifts
-    JSQuAD's MRR@10 from 0.934 to 0.940 (all 4,442 questions).
-    """
-    out: list[str] = []
-    for run in _RUN.findall(unicodedata.normalize("NFKC", text).lower()):
-        if not _IS_CJK.search(run):
-            out.append(run)
-            continue
-        if len(run) > 1:
-            out.extend(run[i : i + 2] for i in range(len(run) - 1))
-        out.extend(_KANJI.findall(run))
-        if len(run) == 1 and not _KANJI.match(run):
-            out.append(run)
-        out.extend(part for part in _SPLIT.findall(run) if not _IS_CJK.match(part))
-    return out
-
-
-@dataclass
-class TermCounts:
-    """Raw term counts per document: what is persisted and reused when the collection changes."""
-
-    ids: list[str]
-    vocab: list[str]
-    tf: csr_matrix
-    """documents x terms, int32 counts."""
-    paths: list[str] = field(default_factory=list)
-    """Each document's file path (its `path` metadata), when known: what a refresh replaces."""
-    synced_at: float = 0.0
-    """When the counts were last brought in step with the store's manifest (0: never)."""
-    marks: dict[str, float] = field(default_factory=dict)
-    """Each file's manifest record time when its chunks were read: what is already current."""
-    tokenized: int = 0
-    """Documents tokenized by the refresh that made these counts (for the log)."""
-
-    @classmethod
-    def from_texts(cls, ids: Sequence[str], texts: Sequence[str], tokenizer: Tokenizer = tokenize,
-                   vocab: list[str] | None = None, paths: Sequence[str] | None = None) -> TermCounts:
-        from scipy.sparse import csr_matrix
-
-        vocab = list(vocab or [])
-        lookup = {t: i for i, t in enumerate(vocab)}
-        # typed arrays, not lists: 19M postings (100k chunks) as Python ints would take ~700 MB
-        indptr, indices, data = array("q", [0]), array("i"), array("i")
-        for text in texts:
-            counts = Counter(tokenizer(text))
-            for term, n in counts.items():
-                col = lookup.get(term)
-                if col is None:
-                    col = lookup[term] = len(vocab)
-                    vocab.append(term)
-                indices.append(col)
-                data.append(n)
-            indptr.append(len(indices))
-        tf = csr_matrix(
-            (np.frombuffer(data, dtype=np.int32), np.frombuffer(indices, dtype=np.int32),
-             np.frombuffer(indptr, dtype=np.int64)),
-            shape=(len(texts), len(vocab)),
-        )
-        tf.sort_indices()
-        return cls(list(ids), vocab, tf, list(paths or []))
-
-    def merged(self, keep: Sequence[str], new: TermCounts) -> TermCounts:
-        """These counts limited to `keep` ids, plus `new`'s documents, over one vocabulary."""
-        from scipy.sparse import csr_matrix, vstack
-
-        rows = {id_: i for i, id_ in enumerate(self.ids)}
-        old = self.tf[[rows[i] for i in keep]]
-        # new was built on top of this vocabulary, so its first columns mean the same terms
-        old = csr_matrix((old.data, old.indices, old.indptr), shape=(old.shape[0], len(new.vocab)))
-        tf = vstack([old, new.tf], format="csr")
-        used = np.flatnonzero(np.bincount(tf.indices, minlength=tf.shape[1]))
-        if len(used) < tf.shape[1]:  # drop terms no document has any more
-            tf = tf[:, used].tocsr()
-            vocab = [new.vocab[i] for i in used]
-        else:
-            vocab = new.vocab
-        paths: list[str] = []
-        if self.paths and len(new.paths) == len(new.ids):
-            paths = [*(self.paths[rows[i]] for i in keep), *new.paths]
-        return TermCounts([*keep, *new.ids], vocab, tf, paths)
-
-    def save(self, path: Path, version: str, collection: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "wb") as handle:
-            np.savez(
-                handle,
-                meta=np.asarray([FORMAT, *self.tf.shape], dtype=np.int64),
-                collection=_pack([collection]), version=_pack([version]),
-                paths=_pack(self.paths), synced_at=np.asarray([self.synced_at], dtype=np.float64),
-                mark_paths=_pack(self.marks), mark_at=np.asarray(list(self.marks.values()), dtype=np.float64),
-                ids=_pack(self.ids), vocab=_pack(self.vocab),
-                data=self.tf.data, indices=self.tf.indices, indptr=self.tf.indptr,
-            )
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: Path, collection: str) -> tuple[TermCounts, str] | None:
-        """The counts and the version they were built at, or None when missing or unusable."""
-        from scipy.sparse import csr_matrix
-
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                fmt, n_docs, n_terms = (int(x) for x in f["meta"])
-                if fmt != FORMAT or _unpack(f["collection"]) != [collection]:
-                    return None
-                tf = csr_matrix((f["data"], f["indices"], f["indptr"]), shape=(n_docs, n_terms))
-                counts = cls(_unpack(f["ids"]), _unpack(f["vocab"]), tf, _unpack(f["paths"]),
-                             float(f["synced_at"][0]),
-                             dict(zip(_unpack(f["mark_paths"]), f["mark_at"].tolist(), strict=True)))
-                return counts, (_unpack(f["version"]) or [""])[0]
-        except FileNotFoundError:
-            return None
-        except Exception as exc:  # a torn or foreign file is a cache miss, not an error
-            log.warning("ignoring unreadable BM25 index %s: %s", path, exc)
-            return None
-
-
-def _pack(strings: Iterable[str]) -> np.ndarray:
-    """Strings as one UTF-8 byte array (no pickle, compact); terms and ids never hold a newline."""
-    return np.frombuffer("\n".join(strings).encode("utf-8"), dtype=np.uint8)
-
-
-def _unpack(array: np.ndarray) -> list[str]:
-    text = array.tobytes().decode("utf-8")
-    return text.split("\n") if text else []
-
-
-class BM25Index:
-    """Okapi BM25 (k1=1.2, b=0.75, Lucene's non-negative idf) over fixed term counts."""
-
-    def __init__(self, counts: TermCounts, version: str = "", tokenizer: Tokenizer = tokenize) -> None:
-        self.ids = counts.ids
-        self.version = version
-        self.tokenizer = tokenizer
-        self.vocab = {t: i for i, t in enumerate(counts.vocab)}
-        self.rows = {id_: i for i, id_ in enumerate(self.ids)}
-        self.weights, self.idf = _weights(counts.tf)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every document for `query` (zeros where no term matches)."""
-        terms = Counter(t for t in self.tokenizer(query) if t in self.vocab)
-        if not terms or not self.ids:
-            return np.zeros(len(self.ids), dtype=np.float32)
-        cols = [self.vocab[t] for t in terms]
-        qtf = np.fromiter(terms.values(), dtype=np.float32, count=len(terms))
-        return np.asarray(self.weights[:, cols] @ qtf).ravel()
-
-    def idf_of(self, term: str) -> float:
-        """The term's idf; a term the collection lacks gets the highest idf possible (df 0)."""
-        if term in self.vocab:
-            return float(self.idf[self.vocab[term]])
-        n = len(self.ids)
-        return float(np.log1p((n + 0.5) / 0.5)) if n else 0.0
-
-    def top(self, query: str, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Best `n` (row, score) pairs with a positive score, best first; `allowed` masks rows."""
-        scores = self.scores(query)
-        return self.top_of(scores, n, allowed)
-
-    @staticmethod
-    def top_of(scores: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        if allowed is not None:
-            scores = np.where(allowed, scores, 0.0)
-        candidates = np.flatnonzero(scores > 0)
-        if len(candidates) > n:
-            candidates = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]
-        order = candidates[np.lexsort((candidates, -scores[candidates]))]
-        return [(int(i), float(scores[i])) for i in order]
-
-
-def _weights(tf: csr_matrix) -> tuple[csc_matrix, np.ndarray]:
-    """Per (document, term) BM25 weights, so that a query's score is a sum of columns; and idf."""
-    n_docs = tf.shape[0]
-    if n_docs == 0:
-        return tf.astype(np.float32).tocsc(), np.zeros(tf.shape[1], dtype=np.float32)
-    weighted = tf.astype(np.float32, copy=True)  # may reorder entries: use its arrays only
-    weighted.sum_duplicates()
-    lengths = np.asarray(weighted.sum(axis=1)).ravel()
-    avg = max(float(lengths.mean()), 1e-9)
-    df = np.bincount(weighted.indices, minlength=tf.shape[1]).astype(np.float32)
-    idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
-    norm = (K1 * (1 - B + B * lengths / avg)).astype(np.float32)
-    counts = weighted.data
-    row_norm = np.repeat(norm, np.diff(weighted.indptr))
-    weighted.data = idf[weighted.indices] * counts * (K1 + 1) / (counts + row_norm)
-    return weighted.tocsc(), idf
+STALE_SEGMENT_S = 3600.0
+"""A segment folder no state file names is deleted after this long (another process may be
+about to name it)."""
 
 
 # --- keeping the index in step with a collection ------------------------------------------------
@@ -285,7 +82,8 @@ def index_for(settings: Settings, collection: Collection, version: str | None = 
     Current means built at the store's write version of the collection (`version` when the
     caller has just read it, else one small read). An index read from disk must also hold as
     many chunks as Chroma does, which catches writes that bypassed the version; that check is
-    not repeated per search, because `count()` costs about 5 ms at 100k chunks.
+    not repeated per search, because `count()` costs about 5 ms at 100k chunks. A stale index
+    in memory is refreshed from itself; else from the one on disk, whatever its version.
     """
     key = (store_key(settings), str(settings.data_dir.absolute()), collection.name)
     with _locks_guard:
@@ -297,16 +95,15 @@ def index_for(settings: Settings, collection: Collection, version: str | None = 
         if cached is not None and cached.version == version:
             return cached
         path = index_path(settings, collection.name)
-        stored = TermCounts.load(path, collection.name)
-        if stored is not None and stored[1] == version and len(stored[0].ids) == collection.count():
-            counts = stored[0]
+        previous = cached if cached is not None else load(path, collection.name)
+        if previous is not None and previous.version == version and cached is None \
+                and len(previous) == collection.count():
+            index = previous
         else:
             from rag.state import Manifest
 
-            counts = refresh(collection, stored[0] if stored else None,
-                             Manifest(settings, collection.name))
-            counts.save(path, version, collection.name)
-        index = BM25Index(counts, version)
+            index = refresh(collection, previous, Manifest(settings, collection.name), version)
+            save(index, path, collection.name)
         _cache[key] = index
         return index
 
@@ -316,8 +113,9 @@ CLOCK_SKEW_S = 300.0
 whose clocks differ by less than this never miss each other's writes."""
 
 
-def refresh(collection: Collection, previous: TermCounts | None, manifest: Manifest | None = None) -> TermCounts:
-    """Counts matching the collection now, tokenizing only chunks `previous` does not hold.
+def refresh(collection: Collection, previous: BM25Index | None, manifest: Manifest | None = None,
+            version: str = "") -> BM25Index:
+    """An index matching the collection now, tokenizing only chunks `previous` does not hold.
 
     With the store's manifest, only the files whose records changed since the last refresh
     (deletions leave a record too) are read again: O(change), not O(collection). If the result
@@ -327,26 +125,26 @@ def refresh(collection: Collection, previous: TermCounts | None, manifest: Manif
     """
     started = time.perf_counter()
     synced_at = time.time()
-    counts = None
-    if previous is not None and previous.paths and previous.synced_at and manifest is not None:
-        counts = _refresh_changed_files(collection, previous, manifest)
+    index = None
+    if previous is not None and previous.sync.synced_at and manifest is not None:
+        index = _refresh_changed_files(collection, previous, manifest, version)
         how = "changed files"
-    if counts is None:
+    if index is None:
         # the manifest's record times first: a file written after this read is re-read next time
         marks = {r.path: r.at for r in manifest.all()} if manifest is not None else {}
-        counts = _refresh_all_ids(collection, previous)
-        counts.marks = marks
+        index = _refresh_all_ids(collection, previous, version, marks)
         how = "all ids"
-    counts.synced_at = synced_at
+    index.sync.synced_at = synced_at
     log.info("BM25 index of %s: %d chunks (%d tokenized) by %s in %.2f s", collection.name,
-             len(counts.ids), counts.tokenized, how, time.perf_counter() - started)
-    return counts
+             len(index), index.sync.tokenized, how, time.perf_counter() - started)
+    return index
 
 
-def _refresh_changed_files(collection: Collection, previous: TermCounts, manifest: Manifest) -> TermCounts | None:
-    changed = {r.path: r for r in manifest.changed_since(previous.synced_at - CLOCK_SKEW_S)
-               if previous.marks.get(r.path) != r.at}
-    keep = [i for i, p in zip(previous.ids, previous.paths, strict=True) if p not in changed]
+def _refresh_changed_files(collection: Collection, previous: BM25Index, manifest: Manifest,
+                           version: str) -> BM25Index | None:
+    marks = previous.sync.marks
+    changed = {r.path: r for r in manifest.changed_since(previous.sync.synced_at - CLOCK_SKEW_S)
+               if marks.get(r.path) != r.at}
     live = [p for p, r in changed.items() if r.state != "deleted"]
     ids: list[str] = []
     texts: list[str] = []
@@ -357,38 +155,45 @@ def _refresh_changed_files(collection: Collection, previous: TermCounts, manifes
         ids.extend(got["ids"])
         texts.extend(d or "" for d in got["documents"])
         paths.extend(str((m or {}).get("path", "")) for m in got["metadatas"])
-    new = TermCounts.from_texts(ids, texts, vocab=previous.vocab, paths=paths)
-    counts = previous.merged(keep, new)
-    counts.marks = {**{p: at for p, at in previous.marks.items() if p not in changed},
-                    **{p: r.at for p, r in changed.items() if r.state != "deleted"}}
-    counts.tokenized = len(ids)
-    if len(counts.ids) != collection.count():
+    sync = SyncState(marks={**{p: at for p, at in marks.items() if p not in changed},
+                            **{p: r.at for p, r in changed.items() if r.state != "deleted"}},
+                     tokenized=len(ids))
+    previous.vocab.truncate(previous.n_terms)
+    new = Segment.from_texts(ids, texts, previous.vocab, paths, previous.tokenizer) if ids else None
+    index = previous.updated(previous.rows_of_paths(list(changed)), new, version, sync)
+    if len(index) != collection.count():
         return None
-    return counts
+    return index
 
 
-def _refresh_all_ids(collection: Collection, previous: TermCounts | None) -> TermCounts:
+def _refresh_all_ids(collection: Collection, previous: BM25Index | None, version: str,
+                     marks: dict[str, float]) -> BM25Index:
     ids = _all_ids(collection)
-    if previous is not None and not previous.paths:
-        previous = None  # paths unknown: read everything once, then refresh by file
-    known = set(previous.ids) if previous else set()
-    keep = [i for i in ids if i in known]
+    listed = set(ids)
+    known = previous.rows if previous is not None else {}
     todo = [i for i in ids if i not in known]
-    texts: list[str] = []
     paths: list[str] = []
-    for start in range(0, len(todo), _FETCH_BATCH):
-        part = todo[start : start + _FETCH_BATCH]
-        got = collection.get(ids=part, include=["documents", "metadatas"])
-        by_id = {i: (d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)}
-        for i in part:
-            text, meta = by_id.get(i, ("", {}))
-            texts.append(text or "")
-            paths.append(str((meta or {}).get("path", "")))
-    base = previous.vocab if previous else []
-    new = TermCounts.from_texts(todo, texts, vocab=base, paths=paths)
-    counts = previous.merged(keep, new) if previous else new
-    counts.tokenized = len(todo)
-    return counts
+
+    def texts() -> Iterator[str]:  # streamed: a million chunks' texts never sit in memory at once
+        for start in range(0, len(todo), _FETCH_BATCH):
+            part = todo[start : start + _FETCH_BATCH]
+            got = collection.get(ids=part, include=["documents", "metadatas"])
+            by_id = {i: (d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)}
+            for i in part:
+                text, meta = by_id.get(i, ("", {}))
+                paths.append(str((meta or {}).get("path", "")))
+                yield text or ""
+
+    sync = SyncState(marks=marks, tokenized=len(todo))
+    if previous is None:
+        vocab = Vocabulary()
+        segment = Segment.from_texts(todo, texts(), vocab)
+        return BM25Index([segment.with_paths(paths)], vocab, version=version, sync=sync)
+    previous.vocab.truncate(previous.n_terms)
+    new = Segment.from_texts(todo, texts(), previous.vocab, tokenizer=previous.tokenizer).with_paths(paths) \
+        if todo else None
+    gone = np.array([r for i, r in previous.rows.items() if i not in listed], dtype=np.int64)
+    return previous.updated(gone, new, version, sync)
 
 
 def _all_ids(collection: Collection) -> list[str]:
@@ -402,11 +207,73 @@ def _all_ids(collection: Collection) -> list[str]:
         offset += _FETCH_BATCH
 
 
+# --- on disk --------------------------------------------------------------------------------
+
+
+def save(index: BM25Index, path: Path, collection: str) -> None:
+    """Write the segments the folder lacks, then the small state file that names them."""
+    folder = _segment_folder(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for segment in index.segments:
+        segment.save(folder)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "wb") as handle:
+        np.savez(
+            handle,
+            meta=np.asarray([FORMAT], dtype=np.int64),
+            collection=pack([collection]), version=pack([index.version]),
+            segments=pack(s.name for s in index.segments), dead=index.dead_rows.astype(np.int64),
+            synced_at=np.asarray([index.sync.synced_at], dtype=np.float64),
+            mark_paths=pack(index.sync.marks),
+            mark_at=np.asarray(list(index.sync.marks.values()), dtype=np.float64),
+        )
+    os.replace(tmp, path)
+    _drop_stale_segments(folder, {s.name for s in index.segments})
+
+
+def load(path: Path, collection: str) -> BM25Index | None:
+    """The index saved at `path` (its segments memory-mapped), or None when missing or unusable."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if int(f["meta"][0]) != FORMAT or unpack(f["collection"]) != [collection]:
+                return None
+            names = unpack(f["segments"])
+            dead_rows = f["dead"]
+            sync = SyncState(float(f["synced_at"][0]),
+                             dict(zip(unpack(f["mark_paths"]), f["mark_at"].tolist(), strict=True)))
+            version = (unpack(f["version"]) or [""])[0]
+        folder = _segment_folder(path)
+        segments = [Segment.load(folder, name) for name in names]
+        dead = np.zeros(sum(len(s) for s in segments), dtype=bool)
+        dead[dead_rows] = True
+        vocab = Vocabulary(t for s in segments for t in s.terms)
+        return BM25Index(segments, vocab, dead, version, sync=sync)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a torn or foreign file is a cache miss, not an error
+        log.warning("ignoring unreadable BM25 index %s: %s", path, exc)
+        return None
+
+
+def _segment_folder(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.segments")
+
+
+def _drop_stale_segments(folder: Path, keep: set[str]) -> None:
+    now = time.time()
+    for entry in folder.iterdir():
+        try:
+            if entry.name not in keep and now - entry.stat().st_mtime > STALE_SEGMENT_S:
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def allowed_rows(index: BM25Index, collection: Collection, where: dict[str, Any] | None) -> np.ndarray | None:
     """Rows passing a Chroma `where` filter, asked of Chroma itself so both searches agree."""
     if not where:
         return None
-    mask = np.zeros(len(index), dtype=bool)
+    mask = np.zeros(len(index.ids), dtype=bool)
     got = collection.get(where=where, include=[])
     rows = [index.rows[i] for i in got["ids"] if i in index.rows]
     mask[rows] = True

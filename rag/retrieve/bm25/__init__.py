@@ -22,6 +22,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -174,15 +175,24 @@ def _refresh_all_ids(collection: Collection, previous: BM25Index | None, version
     todo = [i for i in ids if i not in known]
     paths: list[str] = []
 
-    def texts() -> Iterator[str]:  # streamed: a million chunks' texts never sit in memory at once
-        for start in range(0, len(todo), _FETCH_BATCH):
-            part = todo[start : start + _FETCH_BATCH]
-            got = collection.get(ids=part, include=["documents", "metadatas"])
-            by_id = {i: (d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)}
-            for i in part:
-                text, meta = by_id.get(i, ("", {}))
-                paths.append(str((meta or {}).get("path", "")))
-                yield text or ""
+    def fetch(part: list[str]) -> dict[str, Any]:
+        return collection.get(ids=part, include=["documents", "metadatas"])
+
+    def texts() -> Iterator[str]:
+        """Streamed, so a million chunks' texts never sit in memory at once; the next batch is
+        read from the store while this one is tokenized."""
+        batches = [todo[start : start + _FETCH_BATCH] for start in range(0, len(todo), _FETCH_BATCH)]
+        with ThreadPoolExecutor(1) as reader:
+            coming = reader.submit(fetch, batches[0]) if batches else None
+            for k, part in enumerate(batches):
+                got = coming.result()
+                if k + 1 < len(batches):
+                    coming = reader.submit(fetch, batches[k + 1])
+                by_id = {i: (d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)}
+                for i in part:
+                    text, meta = by_id.get(i, ("", {}))
+                    paths.append(str((meta or {}).get("path", "")))
+                    yield text or ""
 
     sync = SyncState(marks=marks, tokenized=len(todo))
     if previous is None:

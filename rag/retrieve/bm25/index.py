@@ -79,7 +79,10 @@ class BM25Index:
         self.n_live = size - len(self.dead_rows)
         self.total_length = int(live_lengths.sum(dtype=np.int64))
         avg = max(self.total_length / self.n_live, 1e-9) if self.n_live else 1.0
-        self.norm = K1 * (1 - B + B * self.lengths / avg)
+        # k1·(1−b+b·len/avgdl) as base + factor·len, computed the same way everywhere
+        self.base_norm = np.float32(K1 * (1 - B))
+        self.length_factor = np.float32(K1 * B / avg)
+        self.norm = self.lengths.astype(np.float32) * self.length_factor + self.base_norm
         self.df = df if df is not None else self._document_frequencies()
         self.ids = ids if ids is not None else [i for s in self.segments for i in s.ids]
         if rows is None:
@@ -89,7 +92,6 @@ class BM25Index:
                     del rows[self.ids[r]]
         self.rows = rows
         self._paths: tuple[list[str], dict[str, int], np.ndarray] | None = None
-        self.norm32 = self.norm.astype(np.float32)
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._cached = 0
         self._cache_lock = threading.Lock()
@@ -160,33 +162,43 @@ class BM25Index:
         np.cumsum([len(r) for r, _ in parts], out=indptr[1:])
         matrix = csc_matrix((np.concatenate([p for _, p in parts]), np.concatenate([r for r, _ in parts]),
                              indptr), shape=(size, len(parts)))
-        return matrix @ weight
+        out = matrix @ weight
+        out[self.dead_rows] = 0.0
+        return out
 
     def _column(self, col: int) -> tuple[np.ndarray, np.ndarray]:
-        """Term `col`'s live rows and its saturated, length-normalised count in each,
-        tf·(k1+1) / (tf + k1·(1−b+b·len/avgdl)): computed on first use, then kept while the
-        index lives (up to `CACHE_POSTINGS`), so common terms cost a copy, not arithmetic."""
+        """Term `col`'s rows and its saturated, length-normalised count in each,
+        tf·(k1+1) / (tf + k1·(1−b+b·len/avgdl)), read in memory order (dead rows included:
+        `scores` zeroes them); computed on first use, then kept while the index lives, up to
+        `CACHE_POSTINGS`."""
         with self._cache_lock:
             hit = self._cache.get(col)
             if hit is not None:
                 self._cache.move_to_end(col)
                 return hit
-        found = [(r.astype(np.int32) + np.int32(offset), tf) for segment, offset
-                 in zip(self.segments, self.offsets.tolist(), strict=False)
-                 for r, tf in (segment.postings(col),) if len(r)]
-        rows = np.concatenate([r for r, _ in found]) if found else np.zeros(0, np.int32)
-        tf = np.concatenate([t for _, t in found]).astype(np.float32) if found else np.zeros(0, np.float32)
-        if self.dead_rows.size:
-            live = ~self.dead[rows]
-            rows, tf = rows[live], tf[live]
-        part = tf * np.float32(K1 + 1) / (tf + self.norm32[rows])
+        rows, parts = [], []
+        for segment, offset in zip(self.segments, self.offsets.tolist(), strict=False):
+            r, tf, length = segment.postings(col)
+            if not len(r):
+                continue
+            tf = tf.astype(np.float32)
+            denominator = length.astype(np.float32)
+            denominator *= self.length_factor
+            denominator += self.base_norm
+            denominator += tf
+            tf *= np.float32(K1 + 1)
+            tf /= denominator
+            rows.append(r if not offset else r + np.int32(offset))
+            parts.append(tf)
+        found = (rows[0], parts[0]) if len(rows) == 1 else \
+            (np.concatenate(rows), np.concatenate(parts)) if rows else (_NO_ROWS, _NO_PARTS)
         with self._cache_lock:
-            self._cache[col] = (rows, part)
-            self._cached += len(rows)
+            self._cache[col] = found
+            self._cached += len(found[0])
             while self._cached > CACHE_POSTINGS and len(self._cache) > 1:
                 _, (old, _) = self._cache.popitem(last=False)
                 self._cached -= len(old)
-        return rows, part
+        return found
 
     def idf_of(self, term: str) -> float:
         """The term's idf; a term no live chunk holds gets the highest idf possible (df 0)."""
@@ -205,7 +217,7 @@ class BM25Index:
         segment = self.segments[k]
         tf = segment.count(row - int(self.offsets[k]), col) if col < segment.by_doc.shape[1] else 0
         idf = float(self.idf(self.df[col]))
-        return idf, idf * tf * (K1 + 1) / (tf + float(self.norm32[row])) if tf else 0.0
+        return idf, idf * tf * (K1 + 1) / (tf + float(self.norm[row])) if tf else 0.0
 
     def rows_holding(self, term: str, at_most: int) -> np.ndarray | None:
         """The live rows holding `term`, or None when more than `at_most` do (read only then)."""
@@ -214,7 +226,7 @@ class BM25Index:
             return None
         found = [r.astype(np.int64) + offset for segment, offset
                  in zip(self.segments, self.offsets.tolist(), strict=False)
-                 for r in (segment.postings(col)[0],) if len(r)]
+                 for r in (segment.postings(col)[0],) if len(r)]  # fmt: skip
         rows = np.concatenate(found) if found else np.zeros(0, np.int64)
         return rows[~self.dead[rows]]
 
@@ -306,6 +318,10 @@ class BM25Index:
         terms = [self.vocab.terms[c] for c in used.tolist()]
         base = Segment.merged(list(zip(self.segments, live, strict=True)), self.n_terms, columns, terms)
         return BM25Index([base], Vocabulary(terms), None, self.version, self.tokenizer, self.sync)
+
+
+_NO_ROWS = np.zeros(0, dtype=np.int32)
+_NO_PARTS = np.zeros(0, dtype=np.float32)
 
 
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

@@ -69,6 +69,9 @@ class Segment:
     by_doc: csr_matrix
     terms: list[str]
     """The terms this segment added to the vocabulary, in column order."""
+    posting_lengths: np.ndarray
+    """Beside each posting of `by_term`, its chunk's length: a query weighs a term's postings
+    reading memory in order, with no gather of lengths by row (~2x faster at a million)."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -101,8 +104,9 @@ class Segment:
         by_doc.sort_indices()
         lengths = np.asarray(by_doc.sum(axis=1, dtype=np.int64)).ravel().astype(np.int32)
         table, codes = _codes(paths if paths is not None else [""] * n_docs)
-        return cls(_new_name(), list(ids), table, codes, lengths, _by_term(by_doc), by_doc,
-                   vocab.terms[first_new:])
+        by_term = _by_term(by_doc)
+        return cls(_new_name(), list(ids), table, codes, lengths, by_term, by_doc,
+                   vocab.terms[first_new:], _posting_lengths(by_term, lengths))
 
     @classmethod
     def merged(cls, parts: Sequence[tuple[Segment, np.ndarray]], n_terms: int,
@@ -132,21 +136,22 @@ class Segment:
                              by_doc.indptr.astype(np.int64, copy=False)), shape=by_doc.shape)
         table, codes = _codes(paths)
         added = terms if terms is not None else [t for s, _ in parts for t in s.terms]
-        return cls(_new_name(), ids, table, codes,
-                   np.concatenate(lengths) if lengths else np.zeros(0, np.int32),
-                   _by_term(by_doc), by_doc, added)
+        all_lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int32)
+        by_term = _by_term(by_doc)
+        return cls(_new_name(), ids, table, codes, all_lengths, by_term, by_doc, added,
+                   _posting_lengths(by_term, all_lengths))
 
     def with_paths(self, paths: Sequence[str]) -> Segment:
         """This segment with its chunks' file paths (known only once its texts were read)."""
         table, codes = _codes(paths)
         return replace(self, paths=table, path_codes=codes)
 
-    def postings(self, col: int) -> tuple[np.ndarray, np.ndarray]:
-        """Local rows holding term `col`, and its count in each."""
+    def postings(self, col: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Local rows holding term `col`, its count in each, and each row's length."""
         if col >= self.by_term.shape[1]:
-            return _NO_ROWS, _NO_ROWS
+            return _NO_ROWS, _NO_ROWS, _NO_ROWS
         start, end = self.by_term.indptr[col], self.by_term.indptr[col + 1]
-        return self.by_term.indices[start:end], self.by_term.data[start:end]
+        return self.by_term.indices[start:end], self.by_term.data[start:end], self.posting_lengths[start:end]
 
     def count(self, row: int, col: int) -> int:
         """How many times term `col` occurs in local row `row`."""
@@ -169,6 +174,7 @@ class Segment:
             "shape": np.asarray(self.by_doc.shape, dtype=np.int64),
             "term_indptr": self.by_term.indptr, "term_rows": self.by_term.indices, "term_counts": self.by_term.data,
             "doc_indptr": self.by_doc.indptr, "doc_cols": self.by_doc.indices, "doc_counts": self.by_doc.data,
+            "posting_lengths": self.posting_lengths,
         }
         for key, value in arrays.items():
             np.save(tmp / f"{key}.npy", np.ascontiguousarray(value), allow_pickle=False)
@@ -189,7 +195,7 @@ class Segment:
         by_term = _trusted(csc_matrix, (arr("term_counts"), arr("term_rows"), arr("term_indptr")), (n_docs, n_terms))
         by_doc = _trusted(csr_matrix, (arr("doc_counts"), arr("doc_cols"), arr("doc_indptr")), (n_docs, n_terms))
         return cls(name, unpack(arr("ids", False)), unpack(arr("paths", False)), arr("path_codes", False),
-                   arr("lengths", False), by_term, by_doc, unpack(arr("terms", False)))
+                   arr("lengths", False), by_term, by_doc, unpack(arr("terms", False)), arr("posting_lengths"))
 
 
 _NO_ROWS = np.zeros(0, dtype=np.int32)
@@ -208,6 +214,11 @@ def _by_term(by_doc: csr_matrix) -> csc_matrix:
     by_term = by_doc.tocsc()
     by_term.sort_indices()
     return by_term
+
+
+def _posting_lengths(by_term: csc_matrix, lengths: np.ndarray) -> np.ndarray:
+    small = lengths.size == 0 or int(lengths.max()) < 65536
+    return lengths.astype(np.uint16 if small else np.int32)[by_term.indices]
 
 
 def _small(counts: np.ndarray) -> np.ndarray:

@@ -166,7 +166,8 @@ def build(n: int, dims: int) -> None:
         "manifest_s": round(manifest_s, 1), "writer": "embedded client, then served by chroma run"}))
 
 
-def run(n: int, dims: int, queries: int, keep: bool, app_only: bool = False) -> dict[str, Any]:
+def run(n: int, dims: int, queries: int, keep: bool, app_only: bool = False,
+        change_seed: int = 1) -> dict[str, Any]:
     from rag import store
     from rag.embed.providers import EmbeddingInfo
     from rag.lens import collection as lens
@@ -236,7 +237,7 @@ def run(n: int, dims: int, queries: int, keep: bool, app_only: bool = False) -> 
         writer_settings = use_settings(root / "machine-a", **env)
         writer = Ingestor(writer_settings, info)
         files = n // PER_FILE
-        gone = [f"/bench/doc{d:07d}.md" for d in random.Random(1).sample(range(files), max(1, files // 200))]
+        gone = [f"/bench/doc{d:07d}.md" for d in random.Random(change_seed).sample(range(files), max(1, files // 200))]
         del_ms, deleted = timed_ms(lambda: writer.delete_paths(gone))
         new_ids = list(range(n, n + deleted))
         extra, _ = clustered_vectors(deleted, dims, seed=dims + 99)
@@ -312,6 +313,8 @@ def main() -> None:
     parser.add_argument("--dims", default="384,1536")
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--keep", action="store_true", help="keep the changed collection (no rebuild)")
+    parser.add_argument("--change-seed", type=int, default=1,
+                        help="which files the 1 %% change deletes (with --keep, vary it between runs)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--app-only", action="store_true",
                         help="only the app interactions, store left unchanged (a built store needed)")
@@ -328,7 +331,7 @@ def main() -> None:
     n = 50_000 if args.quick else args.chunks
     results = []
     for d in args.dims.split(","):
-        results.append(run(n, int(d), args.queries, args.keep, args.app_only))
+        results.append(run(n, int(d), args.queries, args.keep, args.app_only, args.change_seed))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     print(json.dumps(results, indent=2))
 

@@ -46,15 +46,13 @@ def matched_terms(index: BM25Index, query: str, hit: Hit) -> list[TermMatch]:
     row = index.rows.get(hit.id)
     if row is None:
         return []
-    query_terms = Counter(t for t in index.tokenizer(query) if t in index.vocab)
+    query_terms = Counter(index.tokenizer(query))
     chunk_terms = Counter(index.tokenizer(hit.text))
     out = []
     for term, qtf in query_terms.items():
-        col = index.vocab[term]
-        weight = float(index.weights[row, col])
+        idf, weight = index.explain(row, term)
         if weight <= 0:
             continue
-        idf = float(index.idf[col])
         out.append(TermMatch(term, qtf, chunk_terms.get(term, 0), idf,
                              weight / idf if idf else 0.0, qtf * weight))
     out.sort(key=lambda m: (-m.contribution, m.term))

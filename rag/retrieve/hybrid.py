@@ -112,15 +112,11 @@ def rare_match_rows(index: bm25.BM25Index, query: str, share: float = RARE_SHARE
     if not n:
         return set()
     limit = max(1, int(share * n))
-    weights = index.weights
     rows: set[int] = set()
     for term in set(index.tokenizer(query)):
-        col = index.vocab.get(term)
-        if col is None:
-            continue
-        start, end = weights.indptr[col], weights.indptr[col + 1]
-        if end - start <= limit:
-            rows.update(int(r) for r in weights.indices[start:end])
+        found = index.rows_holding(term, limit)
+        if found is not None:
+            rows.update(found.tolist())
     return rows
 
 

@@ -239,10 +239,10 @@ def run(n: int, dims: int, queries: int, keep: bool, app_only: bool = False,
         files = n // PER_FILE
         gone = [f"/bench/doc{d:07d}.md" for d in random.Random(change_seed).sample(range(files), max(1, files // 200))]
         del_ms, deleted = timed_ms(lambda: writer.delete_paths(gone))
-        new_ids = list(range(n, n + deleted))
+        new_ids = fresh_ids(n, change_seed, deleted)
         extra, _ = clustered_vectors(deleted, dims, seed=dims + 99)
         add_ms, _ = timed_ms(lambda: write_chunks(writer_settings, info, writer.vectors._collection,
-                                                  new_ids, extra, pool, tag="new"))
+                                                  new_ids, extra, pool, tag=f"new{change_seed}"))
         settings = use_settings(searcher.settings.data_dir, **env)
         out["change_1pct"] = {"deleted_chunks": deleted, "added_chunks": len(new_ids),
                               "delete_ms": round(del_ms), "add_ms": round(add_ms)}
@@ -250,6 +250,8 @@ def run(n: int, dims: int, queries: int, keep: bool, app_only: bool = False,
         out["change_1pct"]["next_hybrid_question_ms"] = round(refresh_ms)
         again = [timed_ms(lambda t=t: searcher.search(t, k=5, mode="hybrid"))[0] for t in qtexts[:10]]
         out["change_1pct"]["hybrid_after_p50_ms"] = round(median(again), 2)
+        out["change_1pct_watched"] = watched_change(root, env, info, searcher, lens, n, change_seed, qtexts, pool,
+                                                    set(gone))
         out["memory_mb"]["bench_process_end"] = round(rss_mb(), 1)
         out["memory_mb"]["chroma_server_end"] = round(rss_mb(server.pid), 1)
         if not keep:  # the change is permanent: rebuild next time
@@ -258,6 +260,42 @@ def run(n: int, dims: int, queries: int, keep: bool, app_only: bool = False,
         server.terminate()
         server.wait(timeout=60)
     return out
+
+
+def fresh_ids(n: int, change_seed: int, count: int, second: bool = False) -> list[int]:
+    """Chunk numbers for a change's new chunks: new files (ten chunks each), distinct per seed, so
+    a kept store changed again by another run never gets a second set of chunks under one record."""
+    start = n + 100_000 * change_seed + (50_000 if second else 0)
+    return list(range(start, start + count))
+
+
+def watched_change(root: Path, env: dict[str, Any], info: Any, searcher: Any, lens: Any, n: int,
+                   change_seed: int, qtexts: list[str], pool: list[str], gone: set[str]) -> dict[str, Any]:
+    """Another 1 % change, this time with the app's store watcher between the write and the next
+    question (`rag.retrieve.watch`: the app polls the write version every 2 s and refreshes then)."""
+    from rag.ingest.pipeline import Ingestor
+    from rag.retrieve.watch import Watcher
+
+    settings = searcher.settings
+    watcher = Watcher(searcher)
+    watcher.check()  # in step with the store, as a running app is
+    lens.vectors_for(settings, info, searcher.collection, watched=True)  # the panel opened once
+    writer_settings = use_settings(root / "machine-a", **env)
+    writer = Ingestor(writer_settings, info)
+    files = n // PER_FILE
+    picks = random.Random(change_seed + 1000).sample(range(files), 2 * max(1, files // 200))
+    gone2 = [p for p in (f"/bench/doc{d:07d}.md" for d in picks) if p not in gone][:max(1, files // 200)]
+    deleted = writer.delete_paths(gone2)
+    extra, _ = clustered_vectors(deleted, searcher.info.dims, seed=searcher.info.dims + 98)
+    write_chunks(writer_settings, info, writer.vectors._collection, fresh_ids(n, change_seed, deleted, True),
+                 extra, pool, tag=f"w{change_seed}")
+    use_settings(settings.data_dir, **env)
+    out: dict[str, Any] = {"deleted_chunks": deleted, "added_chunks": deleted}
+    out["watcher_refresh_ms"], _ = timed_ms(watcher.check)
+    out["next_hybrid_question_ms"], _ = timed_ms(lambda: searcher.search(qtexts[2], k=5, mode="hybrid"))
+    out["debug_panel_sample_click_ms"], _ = timed_ms(
+        lambda: lens.vectors_for(settings, info, searcher.collection, watched=True))
+    return {k: round(v, 1) if isinstance(v, float) else v for k, v in out.items()}
 
 
 def app_interactions(settings: Any, info: Any, searcher: Any, lens: Any, projection: Any, store: Any,

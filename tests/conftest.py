@@ -129,6 +129,18 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     stop_process(proc)
 
 
+@pytest.fixture
+def shared(chroma_server: tuple[str, int], openai_env: FakeOpenAI, monkeypatch: pytest.MonkeyPatch):
+    """This process on the `chroma_server` too (for its long-lived Searcher), the server emptied first."""
+    from rag.ingest.pipeline import reset
+
+    monkeypatch.setenv("CHROMA_HOST", chroma_server[0])
+    monkeypatch.setenv("CHROMA_PORT", str(chroma_server[1]))
+    get_settings.cache_clear()
+    reset(get_settings())
+    return chroma_server
+
+
 @pytest.fixture(params=["embedded", "server"])
 def store_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test against the embedded store and against a Chroma server."""

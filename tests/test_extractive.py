@@ -324,14 +324,18 @@ def e5_docs_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield _ingest_docs_corpus(tmp_path_factory.mktemp("docs-e5") / "data", RAG_EMBEDDING_PROVIDER="e5")
 
 
-def test_e5_has_its_own_bar_and_answers_the_first_question(
-    e5_docs_data: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def e5_answerer(e5_docs_data: Path, monkeypatch: pytest.MonkeyPatch) -> Answerer:
+    """An Answerer on the e5-ingested docs_corpus."""
     monkeypatch.setenv("RAG_DATA_DIR", str(e5_docs_data))
     monkeypatch.setenv("RAG_EMBEDDING_PROVIDER", "e5")
     get_settings.cache_clear()
     store.reset_clients()
-    answerer = Answerer(get_settings())
+    return Answerer(get_settings())
+
+
+def test_e5_has_its_own_bar_and_answers_the_first_question(e5_answerer: Answerer) -> None:
+    answerer = e5_answerer
     assert answerer.searcher.info.model == "multilingual-e5-small"
     first = answerer.answer("エンベディングとは何ですか？")
     assert not first.not_found and first.cited_hits()[0].source == "ja/01_embedding_toha.md"
@@ -345,14 +349,8 @@ def test_e5_has_its_own_bar_and_answers_the_first_question(
         assert f"{bar:.2f}" in answer.text and len(answer.search.hits) == 5
 
 
-def test_e5_answers_what_hnsw_trades_off_not_only_what_it_is(
-    e5_docs_data: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("RAG_DATA_DIR", str(e5_docs_data))
-    monkeypatch.setenv("RAG_EMBEDDING_PROVIDER", "e5")
-    get_settings.cache_clear()
-    store.reset_clients()
-    answer = Answerer(get_settings()).answer("What does HNSW trade off?")
+def test_e5_answers_what_hnsw_trades_off_not_only_what_it_is(e5_answerer: Answerer) -> None:
+    answer = e5_answerer.answer("What does HNSW trade off?")
     trade = "Approximate nearest neighbour (ANN) search trades a little accuracy for a large speed-up"
     assert answer.text.startswith(trade), answer.text
     assert {h.source for h in answer.cited_hits()} == {"en/hnsw_approximate_search.html"}

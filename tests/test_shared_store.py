@@ -18,7 +18,6 @@ import pytest
 
 from rag.config import get_settings
 from rag.embed.providers import resolve
-from rag.ingest.pipeline import reset
 from rag.retrieve.searcher import Searcher
 from tests.conftest import COSINE_EN, NEKO, REPO, SUSHI
 from tests.fake_openai import FakeOpenAI
@@ -60,16 +59,6 @@ def sources(env: dict[str, str], query: str, mode: str) -> list[str]:
     for hit in found["hits"]:
         assert hit["source"] != "?" and hit["text"], f"ghost hit in {mode}: {hit}"
     return [h["source"] for h in found["hits"]]
-
-
-@pytest.fixture
-def shared(chroma_server: tuple[str, int], openai_env: FakeOpenAI, monkeypatch: pytest.MonkeyPatch):
-    """This process on the server too (for its long-lived Searcher), the server emptied first."""
-    monkeypatch.setenv("CHROMA_HOST", chroma_server[0])
-    monkeypatch.setenv("CHROMA_PORT", str(chroma_server[1]))
-    get_settings.cache_clear()
-    reset(get_settings())
-    return chroma_server
 
 
 def test_two_data_dirs_on_one_server_agree(tmp_path: Path, shared, openai_env: FakeOpenAI) -> None:

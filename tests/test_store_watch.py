@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from rag.config import get_settings
-from rag.ingest.pipeline import reset
 from rag.lens import collection
 from rag.retrieve import bm25
 from rag.retrieve.searcher import Searcher
@@ -22,15 +21,6 @@ from rag.retrieve.watch import Watcher, watch
 from rag.state import read_version
 from tests.fake_openai import FakeOpenAI
 from tests.test_shared_store import RARE, cli, docs, env_for
-
-
-@pytest.fixture
-def shared(chroma_server: tuple[str, int], openai_env: FakeOpenAI, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("CHROMA_HOST", chroma_server[0])
-    monkeypatch.setenv("CHROMA_PORT", str(chroma_server[1]))
-    get_settings.cache_clear()
-    reset(get_settings())
-    return chroma_server
 
 
 def current(app: Searcher) -> bm25.BM25Index | None:

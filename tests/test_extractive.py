@@ -105,6 +105,9 @@ def test_quotes_show_what_the_reader_sees_not_the_markdown() -> None:
     assert shown("詳しくは[取り込みの説明](docs/ingest.md)と**注意点**を見てください。") == \
         "詳しくは取り込みの説明と注意点を見てください。"
     assert shown("See ![the map](map.png) or <https://example.com/x>.") == "See the map or https://example.com/x."
+    # a link that leads out of the document keeps its address in view: the quote is not a link
+    assert shown("[公式の再設定ページ](https://evil.example/phish) から再設定してください。") == \
+        "公式の再設定ページ (https://evil.example/phish) から再設定してください。"
 
 
 def test_a_list_item_quoted_alone_ends_as_a_sentence_with_its_citation_before_the_stop() -> None:

@@ -1,5 +1,5 @@
 """A quoted sentence as a reader of its document sees it: inline Markdown emphasis and link syntax
-removed, their text kept.
+removed, their text kept (and a link's address, when it leads out of the document).
 
 The sentences an extractive answer quotes come from the chunks' raw text, where a Markdown document
 still says `**fetch_k** is the size…` or `see [the guide](https://…)`. The answer is shown as
@@ -20,7 +20,8 @@ import re
 
 _CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
 _IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\s]*(?:\s+\"[^\"]*\")?\)")
-_LINK = re.compile(r"(?<!!)\[([^\]\n]+)\](?:\([^)\s]*(?:\s+\"[^\"]*\")?\)|\[[^\]\n]*\])")
+_LINK = re.compile(r"(?<!!)\[([^\]\n]+)\](?:\(([^)\s]*)(?:\s+\"[^\"]*\")?\)|\[[^\]\n]*\])")
+_ABSOLUTE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 _HELD = re.compile("\ue000(\\d+)\ue001")
 _AUTOLINK = re.compile(r"<((?:[a-zA-Z][a-zA-Z0-9+.-]*:|mailto:)[^\s<>]+)>")
@@ -49,9 +50,17 @@ def shown(text: str) -> str:
     return _HELD.sub(lambda m: spans[int(m.group(1))], text)
 
 
+def _link(match: re.Match[str]) -> str:
+    """A link's text, and its address when it leaves the document (`text (https://…)`): the quote
+    is not a link, and a reader deciding whether to trust `公式の再設定ページ` needs to see where it
+    points, which the rendered document would show only on hover."""
+    text, target = match.group(1), match.group(2) or ""
+    return f"{text} ({target})" if _ABSOLUTE.match(target) else text
+
+
 def _plain(text: str) -> str:
     text = _IMAGE.sub(r"\1", text)
-    text = _LINK.sub(r"\1", text)
+    text = _LINK.sub(_link, text)
     text = _AUTOLINK.sub(r"\1", text)
     for pattern in _EMPHASIS:  # outer markers first: `**a *b* c**`
         text = pattern.sub(r"\1", text)

@@ -43,9 +43,13 @@ def cite_links(message) -> list:
 def open_citation(page: Page, message, suffix: str):
     """Click the answer's [n] links until one opens a source whose name ends in `suffix`."""
     for i in range(len(cite_links(message))):
+        # a dialog still closing (an earlier test's, or the last try's) must not be read as this one
+        page.wait_for(lambda: not page.all(DIALOG), "no source dialog open before the click", timeout=30)
         link = cite_links(page.all('[data-testid="stChatMessage"]')[-1])[i]
+        rank = link.text.strip()
         page.click(link)
-        dialog = page.wait_css(DIALOG)[0]
+        dialog = page.wait_for(lambda r=rank: next((d for d in page.all(DIALOG) if r in d.text), None),
+                               f"the dialog of source {rank}")
         page.wait_for(lambda d=dialog: d.find_elements("css selector", "mark.rag-chunk"), "the marked chunk")
         if re.search(rf"`?[\w/.-]+{re.escape(suffix)}", dialog.text):
             return dialog

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from rag.state import read_version
 
 if TYPE_CHECKING:
+    from rag.config import Settings
     from rag.retrieve.searcher import Searcher
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,13 @@ class Watcher:
                 log.warning("store watcher: refresh failed, retrying in %.0f s", self.every_s, exc_info=True)
 
 
+def watched(settings: Settings) -> bool:
+    """Whether the app keeps a watcher for these settings: when it reads a Chroma server."""
+    return bool(settings.chroma_host)
+
+
 def watch(searcher: Searcher) -> Watcher | None:
     """A started watcher for `searcher` when it reads a Chroma server, else None."""
-    if not searcher.settings.chroma_host:
+    if not watched(searcher.settings):
         return None
     return Watcher(searcher).start()

@@ -23,6 +23,7 @@ from rag.errors import RagError
 from rag.lens import collection, logprobs, plots, score_meaning, why
 from rag.lens import tokens as token_view
 from rag.lens import vectors as vector_view
+from rag.retrieve import watch
 from rag.ui import scores, state
 from rag.ui.i18n import mode_name
 from rag.ui.keyword_why import render_keyword_why
@@ -81,7 +82,7 @@ def context_for(info: EmbeddingInfo | None = None) -> Context:
     watched = False
     if info is None or info == searcher.info:
         info, embeddings, coll = searcher.info, searcher.embeddings, searcher.collection
-        watched = bool(settings.chroma_host)  # the app's searcher on a server has a store watcher
+        watched = watch.watched(settings)  # the app's searcher keeps a store watcher (ui/state.py)
     else:
         from rag import store
         from rag.embed.providers import get_embeddings
